@@ -1,0 +1,5 @@
+import sys
+
+from reasonkit.cli import main
+
+sys.exit(main())

@@ -1,0 +1,145 @@
+"""The `hf` backend: transformers `generate`, batched with left padding.
+
+Frames come decoded from reasonkit.media; the processor is told the sampled fps so temporal positions match the
+real clip timing. Seeds: transformers has one RNG per batch, so a batch is seeded with its first request's seed
+(exactly per-request with --batch-size 1).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from reasonkit.backends.loading import check_model_dir, wrap_load_error
+from reasonkit.types import GenRequest, GenResult
+
+
+def pick_device(device: str = "auto") -> str:
+    import torch
+
+    if device != "auto":
+        return device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(dtype: str, device: str):
+    import torch
+
+    if dtype == "auto":
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    return getattr(torch, dtype)
+
+
+def load_model_and_processor(model: str, *, revision: str | None = None, dtype: str = "auto",
+                             device: str = "auto", attn_implementation: str | None = None):
+    """The public loading path for hub ids and local folders alike (Auto classes + from_pretrained)."""
+    check_model_dir(model)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    device = pick_device(device)
+    kwargs: dict[str, Any] = {"dtype": pick_dtype(dtype, device), "revision": revision}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        processor = AutoProcessor.from_pretrained(model, revision=revision)
+        net = AutoModelForImageTextToText.from_pretrained(model, **kwargs).to(device).eval()
+    except (OSError, ValueError) as exc:
+        raise wrap_load_error(model, exc) from None
+    return net, processor
+
+
+class PenaltyProcessor:
+    """OpenAI-style presence/frequency penalties over the generated tokens (transformers has neither)."""
+
+    def __init__(self, prompt_len: int, presence: float, frequency: float):
+        self.prompt_len, self.presence, self.frequency = prompt_len, presence, frequency
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        generated = input_ids[:, self.prompt_len:]
+        if generated.shape[1] == 0:
+            return scores
+        counts = torch.zeros_like(scores).scatter_add_(1, generated, torch.ones_like(generated, dtype=scores.dtype))
+        return scores - self.frequency * counts - self.presence * (counts > 0).to(scores.dtype)
+
+
+class HFBackend:
+    """Batched transformers generation. Options: dtype, device, revision, attn_implementation."""
+
+    def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", revision: str | None = None,
+                 attn_implementation: str | None = None, **_ignored: Any):
+        self.model_name = model
+        self.model, self.processor = load_model_and_processor(
+            model, revision=revision, dtype=dtype, device=device, attn_implementation=attn_implementation)
+        self.processor.tokenizer.padding_side = "left"
+        self.device = self.model.device
+
+    def prepare(self, requests: list[GenRequest]):
+        """Tokenise a batch: chat template → text, frames → pixel values (sampled fps passed through)."""
+        texts = [self.processor.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
+                 for r in requests]
+        videos = [r.frames.array for r in requests if r.frames is not None]
+        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if videos:
+            if len(videos) != len(requests):
+                raise ValueError("a batch must be all-video or all-text")
+            kwargs["videos"] = videos
+            kwargs["fps"] = [r.frames.fps for r in requests]
+            kwargs["do_sample_frames"] = False
+        return self.processor(**kwargs).to(self.device)
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        import torch
+        from transformers import LogitsProcessorList
+
+        if not requests:
+            return []
+        first = requests[0]
+        inputs = self.prepare(requests)
+        prompt_len = inputs["input_ids"].shape[1]
+        sample = first.temperature > 0
+        gen_kwargs: dict[str, Any] = {
+            "max_new_tokens": max(r.max_tokens for r in requests),
+            "do_sample": sample,
+            "num_return_sequences": first.n,
+            "repetition_penalty": first.repetition_penalty,
+        }
+        if sample:
+            gen_kwargs.update(temperature=first.temperature, top_p=first.top_p,
+                              top_k=first.top_k if first.top_k > 0 else None)
+        else:
+            gen_kwargs.update(temperature=None, top_p=None, top_k=None)
+        if first.presence_penalty or first.frequency_penalty:
+            gen_kwargs["logits_processor"] = LogitsProcessorList(
+                [PenaltyProcessor(prompt_len, first.presence_penalty, first.frequency_penalty)])
+        if first.seed is not None:
+            torch.manual_seed(first.seed)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **gen_kwargs)
+        new_tokens = out[:, prompt_len:].tolist()
+        eos = set(_as_list(self.model.generation_config.eos_token_id))
+        pad = self.model.generation_config.pad_token_id
+        results = []
+        for i, request in enumerate(requests):
+            ids_n = [_trim(new_tokens[i * first.n + j], eos, pad)[: request.max_tokens] for j in range(first.n)]
+            texts = self.processor.batch_decode(ids_n, skip_special_tokens=True)
+            results.append(GenResult(texts=texts, token_ids=ids_n,
+                                     prompt_tokens=int(inputs["attention_mask"][i].sum())))
+        return results
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _as_list(x) -> list:
+    return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def _trim(ids: list[int], eos: set[int], pad: int | None) -> list[int]:
+    """Cut at the first end-of-sequence token (kept out of the completion) and drop trailing padding."""
+    for i, tok in enumerate(ids):
+        if tok in eos:
+            return ids[:i]
+    while ids and pad is not None and ids[-1] == pad:
+        ids = ids[:-1]
+    return ids

@@ -1,0 +1,31 @@
+"""`reasonkit eval BENCHMARK...`: evaluate a model on benchmarks, crash-safe and resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def eval_command(
+    benchmarks: list[str] = typer.Argument(None, help="Benchmark names (default: the preset's datasets)."),
+    config: str = typer.Option(None, "--config", "-c", help="Preset name (benchmarks/NAME.yaml) or YAML path."),
+    model: str = typer.Option(None, "--model", help="Hub id or local model folder (model.model_name)."),
+    backend: str = typer.Option(None, "--backend", help="Generation backend plugin (model.backend)."),
+    data_dir: Path = typer.Option(None, "--data-dir", help="Folder holding benchmark/<name>/..."),
+    results_dir: Path = typer.Option(None, "--results-dir", help="Where result records go."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N questions per benchmark."),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    seed: int = typer.Option(None, "--seed"),
+    answer_type: str = typer.Option(None, "--answer-type", help="reasoning | letter"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip questions already recorded."),
+    overrides: list[str] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+) -> None:
+    """Evaluate a model on one or more benchmarks; results are appended per question and resumable."""
+    from reasonkit.evaluate.runner import eval_from_cli
+
+    eval_from_cli(
+        benchmarks=benchmarks or [], config=config, overrides=overrides or [], model=model, backend=backend,
+        data_dir=data_dir, results_dir=results_dir, limit=limit, batch_size=batch_size, seed=seed,
+        answer_type=answer_type, resume=resume,
+    )

@@ -1,0 +1,28 @@
+"""`reasonkit plugins`: what was discovered, from which package."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def plugins_command(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    """List registered benchmarks, scorers, rewards, backends, ... and the package providing each."""
+    from reasonkit.plugins import get_plugins
+
+    rows = [
+        {"kind": r.kind[:-1], "name": r.name, "plugin": r.plugin, "distribution": r.distribution,
+         "version": r.version, "description": r.meta.get("description", "")}
+        for r in get_plugins().all()
+    ]
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("kind", "name", "package", "version", "description")
+    for row in rows:
+        table.add_row(row["kind"], row["name"], row["distribution"], row["version"], row["description"])
+    Console().print(table)

@@ -1,0 +1,224 @@
+"""Strict config loading: YAML eval presets and TOML training recipes, validated with pydantic.
+
+Every error is one line naming the file (or ``--set``), the dotted key and what was expected, with a
+did-you-mean for misspelled keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from reasonkit.errors import ConfigError
+from reasonkit.types import FrameSpec
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """Base for every config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# ---------------------------------------------------------------------------------------------- eval presets
+class ModelSection(Strict):
+    model_name: str = "nvidia/Cosmos-Reason1-7B"  # hub id or local folder
+    revision: str | None = None
+    backend: str = "hf"  # a registered backend plugin
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    device: str = "auto"  # auto: cuda if present, else cpu
+    tp_size: int = Field(1, ge=1)  # tensor parallel size (vllm)
+    max_length: int = Field(32768, ge=256)  # max model context (vllm max_model_len)
+    attn_implementation: str | None = None
+
+
+class FramesSection(Strict):
+    """The frame spec (see :class:`reasonkit.types.FrameSpec`)."""
+
+    fps: float = Field(4.0, gt=0)
+    min_frames: int = Field(4, ge=1)
+    max_frames: int = Field(768, ge=1)
+    min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
+    max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
+    total_pixels: int | None = None
+
+    def to_spec(self) -> FrameSpec:
+        return FrameSpec(**self.model_dump())
+
+
+class EvaluationSection(Strict):
+    answer_type: Literal["reasoning", "letter"] = "reasoning"
+    seed: int = 1
+    batch_size: int = Field(8, ge=1)
+    limit: int | None = Field(None, ge=1)  # first N questions (smoke runs)
+    scorers: list[str] = ["upstream", "strict"]  # all are recorded; the first is the headline metric
+    resume: bool = True
+
+
+class GenerationSection(Strict):
+    max_retries: int = Field(10, ge=0)
+    max_tokens: int = Field(1024, ge=1)
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int = -1
+    repetition_penalty: float = Field(1.0, gt=0)
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+
+
+class EvalConfig(Strict):
+    """An eval preset (``benchmarks/<name>.yaml``): mirrors upstream's tools/eval/configs/*.yaml."""
+
+    datasets: list[str] = Field(default_factory=list)  # benchmark plugin names
+    data_dir: str | None = None
+    results_dir: str = "results"
+    model: ModelSection = ModelSection()
+    evaluation: EvaluationSection = EvaluationSection()
+    frames: FramesSection = FramesSection()
+    generation: GenerationSection = GenerationSection()
+
+    @field_validator("datasets")
+    @classmethod
+    def _non_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("list at least one benchmark")
+        return value
+
+
+# -------------------------------------------------------------------------------------------------- loading
+def read_file(path: Path) -> dict[str, Any]:
+    """Parse a .yaml/.yml/.toml file into a dict, with one-line errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text()
+    try:
+        if path.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif path.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        else:
+            raise ConfigError(f"{path}: expected a .yaml, .yml or .toml file")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid {path.suffix[1:].upper()}: {' '.join(str(exc).split())}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    return data
+
+
+def load_config(model: type[M], path: Path | None, overrides: list[str] = (), base: dict | None = None) -> M:
+    """Validate ``base`` (defaults) ← file at ``path`` ← ``--set`` overrides against ``model``."""
+    data = deep_merge(base or {}, read_file(path) if path else {})
+    for item in overrides:
+        apply_override(model, data, item)
+    return validate(model, data, source=str(path) if path else "config")
+
+
+def validate(model: type[M], data: dict[str, Any], source: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_error(model, exc, source)) from None
+
+
+def describe_error(model: type[BaseModel], exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = [str(part) for part in err["loc"]]
+    key = ".".join(loc)
+    if err["type"] == "extra_forbidden":
+        return f"{source}: unknown key '{key}'{suggest(loc[-1], fields_at(model, loc[:-1]))}"
+    if err["type"] == "missing":
+        return f"{source}: missing required key '{key}'"
+    got = err.get("input")
+    got_text = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
+    return f"{source}: key '{key}': {err['msg']}{got_text}"
+
+
+def suggest(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+    return f" — did you mean '{close[0]}'?" if close else f" (valid keys: {', '.join(options)})"
+
+
+def fields_at(model: type[BaseModel], loc: list[str]) -> list[str]:
+    """Valid key names of the (sub)section found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        sub = _submodel(current, part)
+        if sub is None:
+            return []
+        current = sub
+    return list(current.model_fields) if isinstance(current, type) and issubclass(current, BaseModel) else []
+
+
+def _submodel(model: Any, key: str) -> type[BaseModel] | None:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or key not in model.model_fields:
+        return None
+    annotation = model.model_fields[key].annotation
+    candidates = [annotation, *get_args(annotation)]
+    for cand in candidates:
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+        if get_origin(cand) is dict:  # dict[str, Section]: any key maps to the value model
+            value = get_args(cand)[-1]
+            if isinstance(value, type) and issubclass(value, BaseModel):
+                return value
+    return None
+
+
+def apply_override(model: type[BaseModel], data: dict[str, Any], item: str) -> None:
+    """Apply one ``section.key=value`` override; the value is parsed as YAML (so 3, 0.5, true, [a, b])."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    parts = key.split(".")
+    current: Any = model
+    for i, part in enumerate(parts):
+        valid = fields_at(model, parts[:i])
+        if valid and part not in valid:
+            raise ConfigError(f"--set {key}: unknown key '{part}'{suggest(part, valid)}")
+        current = _submodel(current, part)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    target = data
+    for part in parts[:-1]:
+        nxt = target.get(part)
+        if not isinstance(nxt, dict):
+            nxt = target[part] = {}
+        target = nxt
+    target[parts[-1]] = value
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- presets
+PRESET_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def preset_path(name_or_path: str) -> Path:
+    """A preset name (``robovqa``: ``benchmarks/robovqa.yaml``) or a path to a YAML file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        return candidate
+    return PRESET_DIR / f"{name_or_path}.yaml"

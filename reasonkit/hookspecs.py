@@ -1,0 +1,124 @@
+"""Every hook a reasonkit plugin can implement — the one file a plugin author needs to read.
+
+A plugin is any importable module (or object) exposed under the ``reasonkit`` entry-point group::
+
+    # pyproject.toml of your package
+    [project.entry-points.reasonkit]
+    my_plugin = "my_package.reasonkit_plugin"
+
+and implements some of the hooks below with ``@reasonkit.hookimpl``. Every hook has the same shape: it receives
+a ``register`` callable and calls it once per thing it provides::
+
+    from reasonkit.hookspecs import hookimpl
+
+    @hookimpl
+    def reasonkit_register_benchmarks(register):
+        register("mybench", "my_package.bench:MyBenchmark", description="My robot benchmark")
+
+``register(name, target, **meta)``:
+
+- ``name``: the name users type (``reasonkit eval mybench``). Names are unique per kind across all installed
+  plugins; a clash is an error naming both packages.
+- ``target``: the object, or a lazy ``"module:attribute"`` import path (preferred: discovery then imports
+  nothing heavy, and ``reasonkit --help`` stays instant). What the target must be is documented per hook.
+- ``meta``: free-form keywords (``description=`` is shown by ``reasonkit plugins``).
+
+Hooks are called once, when the plugin manager is first built, in no guaranteed order.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import pluggy
+
+PROJECT = "reasonkit"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+class Register(Protocol):
+    """The callable every ``reasonkit_register_*`` hook receives."""
+
+    def __call__(self, name: str, target: Any, **meta: Any) -> None: ...
+
+
+@hookspec
+def reasonkit_register_benchmarks(register: Register) -> None:
+    """Register evaluation benchmarks.
+
+    Target: a zero-argument callable (usually a class) returning a :class:`reasonkit.types.Benchmark`: it has a
+    ``name``, a default ``frame_spec`` and ``load(data_dir) -> list[Sample]``. Used by ``reasonkit eval NAME``;
+    the preset ``benchmarks/NAME.yaml`` (if any) supplies the default eval config.
+    """
+
+
+@hookspec
+def reasonkit_register_datasets(register: Register) -> None:
+    """Register training datasets (SFT conversations or RL question rows).
+
+    Target: a callable ``(source: str | None, **options) -> Iterable[dict]`` yielding upstream-format rows
+    (``{"video", "conversations"}`` for SFT, ``{"video", "qa_pairs"}`` for RL). Used by the ``[dataset]``
+    section of training recipes.
+    """
+
+
+@hookspec
+def reasonkit_register_scorers(register: Register) -> None:
+    """Register answer scorers.
+
+    Target: a zero-argument callable returning an object with ``name`` and
+    ``score(output: str, sample: Sample, answer_type: str) -> Judgement`` (see :mod:`reasonkit.types`).
+    The eval runner records every registered scorer's judgement selected in the config; rewards can be derived
+    from any scorer (``reward = "scorer:NAME"``) so training optimises what eval measures.
+    """
+
+
+@hookspec
+def reasonkit_register_rewards(register: Register) -> None:
+    """Register GRPO reward functions.
+
+    Target: a callable ``fn(completion: str, reference: str, **context) -> float | tuple[float, dict]``.
+    ``context`` holds the sample (``sample=``) and anything the trainer knows (``answer_type=``). Recipes
+    combine rewards with weights.
+    """
+
+
+@hookspec
+def reasonkit_register_backends(register: Register) -> None:
+    """Register generation backends (engines that turn prompts + decoded frames into text).
+
+    Target: a callable ``(model: str, **options) -> Backend`` where Backend has
+    ``generate(requests: list[GenRequest]) -> list[GenResult]`` and ``close()``.
+    """
+
+
+@hookspec
+def reasonkit_register_trainers(register: Register) -> None:
+    """Register trainers (``reasonkit train NAME --config recipe.toml``).
+
+    Target: a callable ``(recipe: dict, **options) -> None`` that runs training to completion.
+    """
+
+
+@hookspec
+def reasonkit_register_uploaders(register: Register) -> None:
+    """Register checkpoint/export uploaders (HF hub, S3, ...).
+
+    Target: a callable ``(**options) -> Uploader`` where Uploader has ``upload(folder: Path, dest: str) -> str``
+    returning where the files went.
+    """
+
+
+@hookspec
+def reasonkit_register_commands(register: Register) -> None:
+    """Register extra CLI command groups.
+
+    Target: a ``typer.Typer`` app (or a zero-argument callable returning one); it is mounted as
+    ``reasonkit NAME ...``.
+    """
+
+
+KINDS: tuple[str, ...] = (
+    "benchmarks", "datasets", "scorers", "rewards", "backends", "trainers", "uploaders", "commands",
+)

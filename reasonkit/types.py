@@ -1,0 +1,115 @@
+"""Plain data types shared by every layer (no heavy imports)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """How frames are sampled from a video and sized for the model (qwen-vl-utils semantics).
+
+    Frame count = duration·fps clamped to [min_frames, max_frames], rounded to a multiple of ``frame_factor``
+    (2: Qwen2.5-VL's temporal patch). Each frame is resized keeping its aspect ratio to a multiple of
+    ``size_factor`` px with ``min_pixels <= h·w <= max_pixels``; ``total_pixels`` (if set) caps the whole
+    clip's pixel budget by lowering the per-frame maximum.
+    """
+
+    fps: float = 4.0
+    min_frames: int = 4
+    max_frames: int = 768
+    min_pixels: int = 128 * 28 * 28
+    max_pixels: int = 768 * 28 * 28
+    total_pixels: int | None = None
+    size_factor: int = 28
+    frame_factor: int = 2
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Sample:
+    """One benchmark question (or one training prompt).
+
+    ``id`` is unique within a benchmark: ``<video>#<question index>`` for the upstream format, so several
+    questions on one video are distinct records.
+    """
+
+    id: str
+    dataset: str
+    video: Path | None
+    question: str
+    choices: dict[str, str] = field(default_factory=dict)  # letter -> option text
+    answer: str | None = None  # reference letter
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def video_id(self) -> str:
+        return self.metadata.get("video_id", self.video.stem if self.video else self.id)
+
+
+@dataclass
+class Frames:
+    """Decoded, resized frames of one clip and how they were chosen."""
+
+    array: Any  # numpy uint8 (T, H, W, 3)
+    fps: float  # the sampled frame rate the model is told (temporal positions depend on it)
+    timestamps: list[float]  # seconds of each frame in the source video
+    source_fps: float
+    source_frames: int
+    duration: float
+
+
+@dataclass
+class GenRequest:
+    """One prompt for a backend: chat messages plus decoded frames (None for text-only)."""
+
+    messages: list[dict[str, Any]]
+    frames: Frames | None = None
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = -1
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    seed: int | None = None
+    n: int = 1
+
+
+@dataclass
+class GenResult:
+    texts: list[str]  # n completions
+    token_ids: list[list[int]] = field(default_factory=list)
+    prompt_tokens: int = 0
+
+
+@dataclass
+class Judgement:
+    """A scorer's verdict on one output."""
+
+    extracted: str | None  # the answer letter found, None if unparseable
+    correct: bool
+    detail: str = ""
+
+
+class Benchmark(Protocol):
+    name: str
+    frame_spec: FrameSpec
+
+    def load(self, data_dir: Path) -> list[Sample]: ...
+
+
+class Scorer(Protocol):
+    name: str
+
+    def score(self, output: str, sample: Sample, answer_type: str) -> Judgement: ...
+
+
+class Backend(Protocol):
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
+
+    def close(self) -> None: ...

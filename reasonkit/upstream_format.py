@@ -1,0 +1,99 @@
+"""The Cosmos-Reason1 on-disk benchmark format (DESIGN.md §5), read strictly.
+
+    <data_dir>/benchmark/<ds>/<ds>_benchmark_qa_pairs.json
+    <data_dir>/benchmark/<ds>/clips/<video_id>.mp4
+
+The annotation is a JSON list of ``{"video": "clips/<id>.mp4", "qa_pairs": Q}`` where Q is one dict or a list of
+``{"question", "index2ans": {"A": ..., ...}, "answer" | "correct_answer"}``. Every question becomes a Sample with
+id ``<video_id>#<question index>`` (RoboVQA has several questions per video).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from reasonkit.errors import DataError
+from reasonkit.types import Sample
+
+
+def benchmark_dir(data_dir: Path, dataset: str) -> Path:
+    return Path(data_dir) / "benchmark" / dataset
+
+
+def annotation_path(data_dir: Path, dataset: str) -> Path:
+    return benchmark_dir(data_dir, dataset) / f"{dataset}_benchmark_qa_pairs.json"
+
+
+def safe_join(root: Path, relative: str, *, what: str) -> Path:
+    """``root / relative``, refusing absolute paths and anything that resolves outside ``root``."""
+    if not isinstance(relative, str) or not relative:
+        raise DataError(f"{what}: expected a relative path string, got {relative!r}")
+    candidate = Path(relative)
+    resolved_root = root.resolve()
+    resolved = (root / candidate).resolve()
+    if candidate.is_absolute() or (resolved != resolved_root and resolved_root not in resolved.parents):
+        raise DataError(f"{what}: path {relative!r} escapes the data directory {root}")
+    return root / candidate
+
+
+def read_annotation(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"{path}: annotation file not found")
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(entries, list):
+        raise DataError(f"{path}: expected a JSON list of {{'video', 'qa_pairs'}} entries")
+    return entries
+
+
+def qa_list(entry: dict[str, Any], where: str) -> list[dict[str, Any]]:
+    """The entry's ``qa_pairs`` as a list (upstream allows one dict or a list of dicts)."""
+    qa = entry.get("qa_pairs")
+    if isinstance(qa, dict):
+        return [qa]
+    if isinstance(qa, list) and qa and all(isinstance(q, dict) for q in qa):
+        return qa
+    raise DataError(f"{where}: 'qa_pairs' must be a dict or a non-empty list of dicts")
+
+
+def load_samples(data_dir: Path, dataset: str) -> list[Sample]:
+    """All questions of an upstream-format benchmark, in file order; clips are not opened here."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: data directory not found")
+    root = benchmark_dir(data_dir, dataset)
+    path = annotation_path(data_dir, dataset)
+    samples: list[Sample] = []
+    for i, entry in enumerate(read_annotation(path)):
+        where = f"{path} entry {i}"
+        if not isinstance(entry, dict) or "video" not in entry:
+            raise DataError(f"{where}: expected an object with a 'video' key")
+        video = safe_join(root, entry["video"], what=f"{where} key 'video'")
+        video_id = Path(entry["video"]).stem
+        for q_index, qa in enumerate(qa_list(entry, where)):
+            qwhere = f"{where} question {q_index}"
+            question = qa.get("question")
+            choices = qa.get("index2ans")
+            answer = qa.get("answer", qa.get("correct_answer"))
+            if not isinstance(question, str):
+                raise DataError(f"{qwhere}: missing 'question' string")
+            if not isinstance(choices, dict) or not choices:
+                raise DataError(f"{qwhere}: 'index2ans' must map option letters to answers")
+            if not isinstance(answer, str) or answer.strip().upper() not in {k.upper() for k in choices}:
+                raise DataError(f"{qwhere}: 'answer' (or 'correct_answer') must be one of {sorted(choices)}")
+            samples.append(Sample(
+                id=f"{video_id}#{q_index}",
+                dataset=dataset,
+                video=video,
+                question=question,
+                choices={str(k): str(v) for k, v in choices.items()},
+                answer=answer.strip().upper(),
+                metadata={"video_id": video_id, "question_index": q_index,
+                          **{k: v for k, v in qa.items() if k not in ("question", "index2ans", "answer",
+                                                                      "correct_answer")}},
+            ))
+    return samples
