@@ -1,0 +1,1 @@
+"""Built-in datasets (registered through the public `reasonkit` entry-point group)."""

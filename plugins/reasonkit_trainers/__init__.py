@@ -1,0 +1,1 @@
+"""Built-in trainers (registered through the public `reasonkit` entry-point group)."""

@@ -1,0 +1,1 @@
+"""Built-in uploaders (registered through the public `reasonkit` entry-point group)."""
