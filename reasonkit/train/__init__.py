@@ -1,0 +1,1 @@
+"""Post-training (SFT, GRPO). Submodules import their heavy dependencies themselves."""

@@ -1,0 +1,1 @@
+"""GRPO: advantage and policy-loss math (`algorithms`), kept free of trainer dependencies."""
