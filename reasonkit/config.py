@@ -85,7 +85,7 @@ class EvalConfig(Strict):
     results_dir: str = "results"
     model: ModelSection = ModelSection()
     evaluation: EvaluationSection = EvaluationSection()
-    frames: FramesSection = FramesSection()
+    frames: FramesSection | None = None  # None: the benchmark's own frame spec
     generation: GenerationSection = GenerationSection()
 
     @field_validator("datasets")

@@ -61,6 +61,14 @@ class Frames:
     source_fps: float
     source_frames: int
     duration: float
+    indices: list[int] = field(default_factory=list)  # source frame index of each sampled frame
+
+    def metadata(self) -> dict[str, Any]:
+        """The video metadata transformers and vLLM processors take with pre-sampled frames: the sampled fps
+        they derive (len(indices) / total · fps) sets the temporal position ids."""
+        return {"total_num_frames": self.source_frames, "fps": self.source_fps, "duration": self.duration,
+                "frames_indices": list(self.indices), "width": int(self.array.shape[2]),
+                "height": int(self.array.shape[1])}
 
 
 @dataclass

@@ -84,7 +84,7 @@ class HFBackend:
             if len(videos) != len(requests):
                 raise ValueError("a batch must be all-video or all-text")
             kwargs["videos"] = videos
-            kwargs["fps"] = [r.frames.fps for r in requests]
+            kwargs["video_metadata"] = [r.frames.metadata() for r in requests]
             kwargs["do_sample_frames"] = False
         return self.processor(**kwargs).to(self.device)
 

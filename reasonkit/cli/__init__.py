@@ -9,13 +9,14 @@ import typer
 from reasonkit import __version__
 from reasonkit.errors import ReasonkitError
 
-app = typer.Typer(
+_APP_SETTINGS = dict(
     name="reasonkit",
     help="Evaluate and post-train video vision-language reasoning models for physical AI.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app = typer.Typer(**_APP_SETTINGS)
 
 
 def _version(value: bool) -> None:
@@ -24,7 +25,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
@@ -53,12 +53,20 @@ def _mount_plugin_commands() -> None:
         app.add_typer(sub, name=reg.name)
 
 
+def build_app() -> typer.Typer:
+    """The root app with the built-in and plugin command groups (rebuilt per call: tests swap plugins)."""
+    global app
+    app = typer.Typer(**_APP_SETTINGS)
+    app.callback()(root)
+    _mount()
+    _mount_plugin_commands()
+    return app
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning ReasonkitError into one line on stderr and exit code 2."""
     try:
-        _mount()
-        _mount_plugin_commands()
-        app(args=argv, prog_name="reasonkit", standalone_mode=False)
+        build_app()(args=argv, prog_name="reasonkit", standalone_mode=False)
     except ReasonkitError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code

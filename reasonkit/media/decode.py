@@ -6,7 +6,7 @@ from pathlib import Path
 
 from reasonkit.errors import DataError
 from reasonkit.media.sampling import frame_indices, frame_size, num_frames
-from reasonkit.types import FrameSpec, Frames
+from reasonkit.types import Frames, FrameSpec
 
 
 class MediaError(DataError):
@@ -45,7 +45,8 @@ def load_frames(path: Path | str, spec: FrameSpec) -> Frames:
         total = stream.frames or 0
         if total <= 0 and stream.duration and stream.time_base:
             total = int(round(float(stream.duration * stream.time_base) * source_fps))
-        frames, times, decoded = _decode(container, stream, total, spec) if total > 0 else ([], [], 0)
+        frames, times, indices, decoded = (_decode(container, stream, total, spec) if total > 0
+                                            else ([], [], [], 0))
     except av.error.FFmpegError as exc:
         raise MediaError(f"{path}: cannot decode video ({exc})") from None
     finally:
@@ -56,7 +57,7 @@ def load_frames(path: Path | str, spec: FrameSpec) -> Frames:
             raise MediaError(f"{path}: no decodable frames")
         container = _probe(path)
         try:
-            frames, times, decoded = _decode(container, container.streams.video[0], decoded, spec)
+            frames, times, indices, decoded = _decode(container, container.streams.video[0], decoded, spec)
             total = decoded
         except av.error.FFmpegError as exc:
             raise MediaError(f"{path}: cannot decode video ({exc})") from None
@@ -70,6 +71,7 @@ def load_frames(path: Path | str, spec: FrameSpec) -> Frames:
         source_fps=source_fps,
         source_frames=total,
         duration=total / source_fps,
+        indices=indices,
     )
 
 
@@ -92,4 +94,4 @@ def _decode(container, stream, total: int, spec: FrameSpec):
             frames.extend([rgb] * repeat)
             times.extend([round(t, 4)] * repeat)
         count += 1
-    return frames, times, count
+    return frames, times, indices, count

