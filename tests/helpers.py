@@ -10,7 +10,7 @@ import numpy as np
 
 def write_clip(path: Path, *, frames: int = 16, size: tuple[int, int] = (64, 96), fps: int = 8,
                seed: int = 0) -> Path:
-    """An h264 clip whose frame i has a bright bar at column i (so frame order is visible)."""
+    """An h264 clip whose bright vertical bar moves right by a step per frame (so frame order is visible)."""
     import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -22,7 +22,7 @@ def write_clip(path: Path, *, frames: int = 16, size: tuple[int, int] = (64, 96)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i in range(frames):
             img = base.copy()
-            col = (i * 4) % (w - 4)
+            col = i * max(1, (w - 4) // frames)
             img[:, col:col + 4] = 255
             for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
                 container.mux(packet)

@@ -1,0 +1,262 @@
+"""`reasonkit eval` / `score` end to end: upstream-format data, records, coverage, retries, resume after
+SIGKILL, and one-line errors on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from helpers import make_upstream_benchmark, robovqa_like
+
+from reasonkit import cli
+from reasonkit.evaluate.store import ResultStore, find_stores
+from reasonkit.hookspecs import hookimpl
+from reasonkit.plugins import build_plugins
+from reasonkit.types import GenResult
+
+
+def records_of(results: Path) -> list[dict]:
+    return [r for store in find_stores(results) for r in store.records()]
+
+
+@pytest.fixture(scope="module")
+def robovqa_dir(tmp_path_factory) -> Path:
+    data = tmp_path_factory.mktemp("robovqa-data")
+    robovqa_like(data)
+    return data
+
+
+# ---- a scripted backend, registered through the backends hook ------------------------------------------------
+class ScriptedBackend:
+    """Answers from a script so that scores and retries can be checked exactly (a real model's answers cannot be
+    chosen); the runner, scorers, store and report around it are the real ones."""
+
+    calls: list[list] = []
+
+    def __init__(self, model, **options):
+        self.answers = json.loads(Path(model, "script.json").read_text())
+
+    def generate(self, requests):
+        ScriptedBackend.calls.append([(r.max_tokens, round(r.temperature, 2), r.seed) for r in requests])
+        out = []
+        for r in requests:
+            question = r.messages[-1]["content"][-1]["text"].splitlines()[0]
+            script = self.answers[question]
+            out.append(GenResult(texts=[script.pop(0) if len(script) > 1 else script[0]], token_ids=[[1, 2]]))
+        return out
+
+    def close(self):
+        pass
+
+
+class ScriptedPlugin:
+    @hookimpl
+    def reasonkit_register_backends(self, register):
+        register("scripted", ScriptedBackend)
+
+
+@pytest.fixture
+def scripted(tmp_path, fresh_plugins):
+    model = tmp_path / "scripted-model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"")
+    script = {
+        "Is the arm moving?": ["<think>it moves</think>\n\n<answer>A</answer>"],
+        "What is grasped?": ["no idea", "<answer>nope</answer>", "<answer>The answer is C</answer>"],
+        "Task done?": ["<answer>A</answer>"],
+        "Where?": ["<answer>A</answer>"], "Why?": ["<answer>B</answer>"],
+    }
+    (model / "script.json").write_text(json.dumps(script))
+    fresh_plugins.reset_plugins(build_plugins(extra=[("scripted", ScriptedPlugin())]))
+    assert fresh_plugins.get_backend_factory("scripted") is ScriptedBackend
+    ScriptedBackend.calls = []
+    return model
+
+
+def test_scores_retries_and_coverage_exact(scripted, robovqa_dir, tmp_path, capsys):
+    results = tmp_path / "results"
+    rc = cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
+                   str(robovqa_dir), "--results-dir", str(results), "--batch-size", "8",
+                   "--set", "generation.max_retries=3"])
+    assert rc == 0
+    recs = {r["id"]: r for r in records_of(results)}
+    assert sorted(recs) == ["corrupt#0", "missing#0", "v1#0", "v1#1", "v2#0"]  # every question, none dropped
+    assert recs["missing#0"]["status"] == "error" and "video file not found" in recs["missing#0"]["error"]
+    assert recs["corrupt#0"]["status"] == "error" and "cannot" in recs["corrupt#0"]["error"]
+    # v1#1 is unparseable twice, then "The answer is C": upstream reads "T" (wrong), strict reads "C"
+    r = recs["v1#1"]
+    assert r["retries"] == 2 and r["extracted"] == "T" and r["correct"] is False
+    assert r["scores"]["strict"] == {"extracted": "C", "correct": True} and r["scorers_disagree"]
+    assert recs["v1#0"]["correct"] and recs["v1#0"]["reasoning"] == "it moves" and not recs["v2#0"]["correct"]
+    # retry k: +256k tokens, +0.05k temperature, only the unparseable question is asked again
+    assert ScriptedBackend.calls[1:] == [[(1024 + 256, 0.65, 2)], [(1024 + 512, 0.7, 3)]]
+    assert recs["v1#0"]["frame_timestamps"][0] == 0.0 and recs["v1#0"]["sampled_fps"] == pytest.approx(4.0)
+    assert recs["v1#0"]["frame_spec"]["fps"] == 4.0
+    capsys.readouterr()
+    assert cli.main(["score", str(results), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    (row,) = [x for x in rows if x["dataset"] == "robovqa"]
+    assert row["accuracy"] == pytest.approx(100 * 1 / 5) and (row["scored"], row["total"]) == (3, 5)
+    assert row["coverage"] == pytest.approx(60.0) and row["scorer_disagreements"] == 1
+    assert (results / "scores.csv").read_text().startswith("model,")
+
+
+def test_letter_mode_is_greedy_and_short(scripted, robovqa_dir, tmp_path):
+    rc = cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
+                   str(robovqa_dir), "--results-dir", str(tmp_path / "r"), "--answer-type", "letter",
+                   "--set", "generation.max_retries=0", "--limit", "2"])
+    assert rc == 0
+    assert ScriptedBackend.calls[0] == [(10, 0.0, 1), (10, 0.0, 1)]
+    assert len(records_of(tmp_path / "r")) == 2
+
+
+def test_seeds_aggregate_and_models_never_pool(scripted, robovqa_dir, tmp_path, capsys):
+    results = tmp_path / "results"
+    for seed in (1, 2):
+        assert cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
+                         str(robovqa_dir), "--results-dir", str(results), "--seed", str(seed),
+                         "--set", "generation.max_retries=0"]) == 0
+    other = tmp_path / "other-model"
+    other.mkdir()
+    for f in scripted.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    (other / "config.json").write_text('{"other": true}')
+    assert cli.main(["eval", "robovqa", "--model", str(other), "--backend", "scripted", "--data-dir",
+                     str(robovqa_dir), "--results-dir", str(results), "--set", "generation.max_retries=0"]) == 0
+    capsys.readouterr()
+    assert cli.main(["score", str(results), "--json"]) == 0
+    rows = [r for r in json.loads(capsys.readouterr().out) if r["dataset"] == "robovqa"]
+    assert len(rows) == 2 and len({r["model"] for r in rows}) == 2
+    two_seeds = [r for r in rows if r["seeds"] == [1, 2]]
+    assert len(two_seeds) == 1 and two_seeds[0]["std_over_seeds"] == pytest.approx(0.0)
+
+
+# ---- the real tiny model ---------------------------------------------------------------------------------------
+def test_eval_with_tiny_model_records_everything(tiny_model_dir, robovqa_dir, tmp_path):
+    results = tmp_path / "results"
+    rc = cli.main(["eval", "robovqa", "--model", str(tiny_model_dir), "--data-dir", str(robovqa_dir),
+                   "--results-dir", str(results), "--batch-size", "2", "--set", "generation.max_tokens=8",
+                   "--set", "generation.max_retries=1"])
+    assert rc == 0
+    (store,) = find_stores(results)
+    manifest = store.manifest()
+    assert manifest["n_total"] == 5 and manifest["versions"]["transformers"] and manifest["model_fingerprint"]
+    recs = store.records()
+    ok = [r for r in recs if r["status"] == "ok"]
+    assert len(recs) == 5 and len(ok) == 3
+    for r in ok:
+        assert isinstance(r["output"], str) and r["output_tokens"] <= 8 + 256
+        assert len(r["frame_timestamps"]) == r["frame_shape"][0] and r["prompt_hash"]
+
+
+def test_synthphys_demo_preset(tiny_model_dir, synth_data_dir, tmp_path):
+    rc = cli.main(["eval", "synthphys", "--model", str(tiny_model_dir), "--data-dir", str(synth_data_dir),
+                   "--results-dir", str(tmp_path / "r"), "--limit", "6"])
+    assert rc == 0
+    recs = records_of(tmp_path / "r")
+    assert len(recs) == 6 and all(r["status"] == "ok" for r in recs)
+    assert recs[0]["frame_spec"]["max_frames"] == 16  # the benchmark's own frame spec
+
+
+# ---- crash safety ----------------------------------------------------------------------------------------------
+def test_sigkill_and_resume_records_each_question_once(tiny_model_dir, tmp_path):
+    data = tmp_path / "data"
+    entries = [{"video": f"clips/c{i}.mp4", "qa_pairs": [
+        {"question": f"Q{i}-{j}?", "index2ans": {"A": "yes", "B": "no"}, "answer": "AB"[j % 2]} for j in range(2)]}
+        for i in range(10)]
+    make_upstream_benchmark(data, "robovqa", entries, {f"clips/c{i}.mp4": 8 for i in range(10)})
+    results = tmp_path / "results"
+    cmd = [sys.executable, "-m", "reasonkit", "eval", "robovqa", "--model", str(tiny_model_dir), "--data-dir",
+           str(data), "--results-dir", str(results), "--batch-size", "1", "--set", "generation.max_tokens=4",
+           "--set", "generation.max_retries=0"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    kills = 0
+    for target in (3, 9, 14):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            stores = find_stores(results)
+            if stores and len(stores[0].records()) >= target:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.05)
+        proc.wait()
+    assert kills >= 2, "the run finished before it could be killed; make it longer"
+    assert subprocess.run(cmd, env=env, capture_output=True).returncode == 0
+    (store,) = find_stores(results)
+    ids = [r["id"] for r in store.records()]
+    assert len(ids) == 20 and len(set(ids)) == 20
+    raw = store.path.read_bytes()
+    assert raw.endswith(b"\n") and raw.count(b"\n") == 20
+
+
+def test_torn_last_line_is_cut_on_resume(tmp_path):
+    store = ResultStore(tmp_path / "m" / "b" / "reasoning" / "seed1.jsonl")
+    manifest = {"model_fingerprint": "x", "config_hash": "y"}
+    store.open(manifest, resume=True)
+    store.append([{"id": "a"}, {"id": "b"}])
+    with store.path.open("ab") as f:
+        f.write(b'{"id": "c", "outp')  # killed mid-write
+    assert store.open(manifest, resume=True) == {"a", "b"}
+    store.append([{"id": "c"}])
+    assert [r["id"] for r in store.records()] == ["a", "b", "c"]
+
+
+def test_resume_refuses_a_different_model_and_no_resume_keeps_a_backup(tmp_path):
+    from reasonkit.errors import ReasonkitError
+
+    store = ResultStore(tmp_path / "seed1.jsonl")
+    store.open({"model_fingerprint": "x", "config_hash": "y"}, resume=True)
+    store.append([{"id": "a"}])
+    with pytest.raises(ReasonkitError, match="different model fingerprint.*--no-resume"):
+        store.open({"model_fingerprint": "z", "config_hash": "y"}, resume=True)
+    assert store.open({"model_fingerprint": "z", "config_hash": "y"}, resume=False) == set()
+    backups = list(tmp_path.glob("seed1.jsonl.*.bak"))
+    assert len(backups) == 1 and json.loads(backups[0].read_text())["id"] == "a"
+
+
+# ---- bad input: one line, non-zero exit, results kept ----------------------------------------------------------
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reasonkit", *args], capture_output=True, text=True)
+
+
+def test_bad_inputs_fail_with_one_clear_line(scripted, robovqa_dir, tmp_path):
+    results = tmp_path / "results"
+    assert cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
+                     str(robovqa_dir), "--results-dir", str(results), "--set", "generation.max_retries=0"]) == 0
+    before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
+
+    malformed = tmp_path / "malformed"
+    (malformed / "benchmark" / "robovqa").mkdir(parents=True)
+    (malformed / "benchmark" / "robovqa" / "robovqa_benchmark_qa_pairs.json").write_text('[{"video": ')
+    escaping = tmp_path / "escaping"
+    make_upstream_benchmark(escaping, "robovqa", [{"video": "../../../etc/passwd", "qa_pairs": {
+        "question": "q", "index2ans": {"A": "a"}, "answer": "A"}}], {})
+    no_weights = tmp_path / "no-weights"
+    no_weights.mkdir()
+    (no_weights / "config.json").write_text("{}")
+    base = ["eval", "robovqa", "--results-dir", str(results), "--model", str(scripted)]
+    cases = [
+        ([*base, "--data-dir", str(tmp_path / "nope")], "nope: data directory not found"),
+        ([*base, "--data-dir", str(malformed)], "robovqa_benchmark_qa_pairs.json: malformed JSON at line 1"),
+        ([*base, "--data-dir", str(escaping)], "escapes the data directory"),
+        (["eval", "robovq", "--data-dir", str(robovqa_dir), "--model", str(scripted)],
+         "unknown benchmark 'robovq' — did you mean 'robovqa'?"),
+        (["eval", "robovqa", "--data-dir", str(robovqa_dir), "--model", str(no_weights)],
+         "has no weights"),
+        ([*base, "--data-dir", str(robovqa_dir), "--set", "generation.temprature=1"], "did you mean 'temperature'"),
+    ]
+    for args, message in cases:
+        proc = run_cli(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
+    assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
