@@ -140,9 +140,12 @@ def describe_error(model: type[BaseModel], exc: ValidationError, source: str) ->
         return f"{source}: unknown key '{key}'{suggest(loc[-1], fields_at(model, loc[:-1]))}"
     if err["type"] == "missing":
         return f"{source}: missing required key '{key}'"
+    msg = err["msg"].removeprefix("Value error, ")
+    if not key:
+        return f"{source}: {msg}"
     got = err.get("input")
     got_text = f" (got {got!r})" if not isinstance(got, (dict, list)) else ""
-    return f"{source}: key '{key}': {err['msg']}{got_text}"
+    return f"{source}: key '{key}': {msg}{got_text}"
 
 
 def suggest(word: str, options: list[str]) -> str:

@@ -21,3 +21,22 @@ def fresh_plugins(monkeypatch):
     plugins.reset_plugins(None)
     yield plugins
     plugins.reset_plugins(saved)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A random-init tiny Qwen2.5-VL folder (tokenizer + processor + safetensors), built once per session."""
+    from reasonkit.synth.model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-qwen25vl", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
+def synth_data_dir(tmp_path_factory):
+    """A data dir holding the `synthphys` benchmark (20 questions, 4 per task) and its train split (40 rows) in the
+    layout documented in reasonkit.synth.benchmark."""
+    from reasonkit.synth.benchmark import build_benchmark
+
+    root = tmp_path_factory.mktemp("synth-data")
+    build_benchmark(root, name="synthphys", n=20, train_n=40, seed=0)
+    return root

@@ -43,6 +43,8 @@ def robofail() -> UpstreamBenchmark:
 
 
 def synthphys() -> UpstreamBenchmark:
-    # Small clips for the tiny model: a few frames at low resolution keep CPU eval in seconds.
-    return UpstreamBenchmark("synthphys", FrameSpec(fps=4.0, min_frames=4, max_frames=16,
-                                                    min_pixels=28 * 28, max_pixels=112 * 112))
+    # Small clips for the tiny model (8 frames of 112x112 at 4 fps); the spec lives beside the generator so the
+    # two cannot drift apart.
+    from reasonkit.synth.benchmark import FRAME_SPEC
+
+    return UpstreamBenchmark("synthphys", FRAME_SPEC)

@@ -1,1 +1,8 @@
-"""Built-in trainers (registered through the public `reasonkit` entry-point group)."""
+"""Built-in trainers: `sft` (DeepSpeed ZeRO) and `grpo` (rollouts with hf or vLLM)."""
+
+from reasonkit.hookspecs import hookimpl
+
+
+@hookimpl
+def reasonkit_register_trainers(register):
+    register("sft", "reasonkit.train.sft:train_sft", description="supervised fine-tuning on DeepSpeed ZeRO 0-3")

@@ -40,7 +40,7 @@ def _mount() -> None:
     app.command("plugins", help=plugins.plugins_command.__doc__)(plugins.plugins_command)
     app.command("demo", help=demo.demo_command.__doc__)(demo.demo_command)
     app.add_typer(data.app, name="data")
-    app.add_typer(train.app, name="train")
+    app.command("train", help=train.train_command.__doc__)(train.train_command)
     app.add_typer(synth.app, name="synth")
 
 
@@ -66,7 +66,9 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning ReasonkitError into one line on stderr and exit code 2."""
     try:
-        build_app()(args=argv, prog_name="reasonkit", standalone_mode=False)
+        rv = build_app()(args=argv, prog_name="reasonkit", standalone_mode=False)
+        if isinstance(rv, int):  # click returns typer.Exit(n)'s code in non-standalone mode
+            return rv
     except ReasonkitError as exc:
         typer.echo(f"error: {exc}", err=True)
         return exc.exit_code

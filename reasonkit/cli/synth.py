@@ -2,7 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 app = typer.Typer(help="Build the small offline world: a tiny Qwen2.5-VL and a synthetic benchmark.",
                   no_args_is_help=True)
+
+
+@app.command("model")
+def model_command(
+    out: Path = typer.Option(..., "--out", help="Folder to write the model, tokenizer and processor to."),
+    size: str = typer.Option("tiny", "--size", help="tiny (fast tests) or small (the SFT learning demo)."),
+    seed: int = typer.Option(0, "--seed", help="Weight initialisation seed."),
+) -> None:
+    """Build a random-init Qwen2.5-VL with a locally trained tokenizer (loads like a hub checkpoint)."""
+    from reasonkit.errors import ReasonkitError
+    from reasonkit.synth.model import SIZES, build_tiny_model
+
+    if size not in SIZES:
+        raise ReasonkitError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
+    path = build_tiny_model(out, size=size, seed=seed)
+    typer.echo(f"wrote {size} Qwen2.5-VL to {path}")
+
+
+@app.command("benchmark")
+def benchmark_command(
+    out: Path = typer.Option(..., "--out", help="Data directory (benchmark/, sft/ and rl/ are written inside)."),
+    name: str = typer.Option("synthphys", "--name", help="Dataset name."),
+    n: int = typer.Option(200, "--n", min=0, help="Test questions (one clip each)."),
+    train_n: int | None = typer.Option(None, "--train-n", min=0, help="Training rows [default: 4 x n]."),
+    seed: int = typer.Option(0, "--seed", help="Generation seed."),
+) -> None:
+    """Generate the procedural physical-reasoning video benchmark and a disjoint train split."""
+    from reasonkit.synth.benchmark import build_benchmark
+
+    for kind, path in build_benchmark(out, name=name, n=n, seed=seed, train_n=train_n).items():
+        typer.echo(f"{kind:9s} {path}")

@@ -1,0 +1,147 @@
+"""Write the synthetic physical-reasoning benchmark (`synthphys`) and a disjoint training split to disk.
+
+Layout (the benchmark part is exactly the upstream Cosmos-Reason1 format of DESIGN.md §5)::
+
+    <data_dir>/benchmark/<name>/<name>_benchmark_qa_pairs.json   [{"video": "clips/<id>.mp4", "qa_pairs": [qa]}]
+    <data_dir>/benchmark/<name>/clips/<name>-test-NNNNN.mp4
+    <data_dir>/sft/<name>/<name>_sft.json    [{"video": "clips/<id>.mp4", "conversations": [user, assistant]}]
+    <data_dir>/sft/<name>/clips/<name>-train-NNNNN.mp4
+    <data_dir>/rl/<name>/<name>_rl.json      [{"video": "clips/<id>.mp4", "qa_pairs": qa}]
+    <data_dir>/rl/<name>/clips/<name>-train-NNNNN.mp4                (the same training clips, copied)
+
+``qa`` is ``{"question", "index2ans": {"A": ...}, "answer": "B", "task": ...}``. Video paths are relative to the
+JSON file that names them, so each folder is self-contained like the upstream SFT/RL datasets. The SFT user turn
+is exactly the eval prompt text (``reasonkit.prompts.question_text(sample, "reasoning")``) and the assistant turn
+is ``<think> reasoning </think>\\n\\n<answer>X</answer>``, so training matches evaluation.
+
+Answers are balanced per task, both in value (direction, count, ...) and in letter position, and every question of
+a task offers the same option set: the text alone carries no information about the answer. Train and test scenes
+come from different random streams and share no scene. Everything is a pure function of ``seed``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from reasonkit.synth.scenes import FPS, N_VALUES, SIZE, TASKS, Scene, render_clip
+from reasonkit.types import FrameSpec, Sample
+
+# What evaluation samples from the clips: 8 frames at 4 fps from the 2 s clips, at their native 112x112.
+FRAME_SPEC = FrameSpec(fps=4.0, min_frames=4, max_frames=16, min_pixels=28 * 28, max_pixels=SIZE * SIZE)
+LETTERS = "ABCDE"
+_TEST, _TRAIN = 0, 1  # random stream per split
+_PLAN, _SCENE, _OPTIONS = 0, 1, 2  # sub-stream tags: every rng is default_rng([seed, split, tag, ...])
+
+
+def make_scenes(n: int, seed: int, split: int, tasks: Sequence[str],
+                exclude: frozenset[str] = frozenset()) -> list[tuple[Scene, int]]:
+    """``n`` scenes (tasks interleaved) with the letter position of each answer; values and letters are dealt
+    round-robin per task then shuffled, so both are balanced to within one."""
+    rng = np.random.default_rng([seed, split, _PLAN])
+    per_task = {t: [i for i in range(n) if tasks[i % len(tasks)] == t] for t in tasks}
+    plan: dict[int, tuple[int, int]] = {}
+    for task, indices in per_task.items():
+        m = N_VALUES[task]
+        values = rng.permutation([k % m for k in range(len(indices))])
+        letters = rng.permutation([k % m for k in range(len(indices))])
+        plan.update({i: (int(v), int(p)) for i, v, p in zip(indices, values, letters)})
+    out = []
+    for i in range(n):
+        value, letter = plan[i]
+        for attempt in range(100):
+            scene = TASKS[tasks[i % len(tasks)]](np.random.default_rng([seed, split, _SCENE, i, attempt]), value)
+            if scene.signature() not in exclude:
+                break
+        out.append((scene, letter))
+    return out
+
+
+def qa_record(scene: Scene, letter: int, rng: np.random.Generator) -> dict[str, Any]:
+    """The upstream question dict: the answer's option goes to ``letter``, the others in random order."""
+    others = [v for j, v in enumerate(scene.values) if j != scene.answer]
+    others = [others[j] for j in rng.permutation(len(others))]
+    options = [*others[:letter], scene.values[scene.answer], *others[letter:]]
+    return {"question": scene.question, "index2ans": dict(zip(LETTERS, options)), "answer": LETTERS[letter],
+            "task": scene.task}
+
+
+def sft_row(video: str, qa: dict[str, Any], scene: Scene, name: str) -> dict[str, Any]:
+    from reasonkit.prompts import question_text
+
+    sample = Sample(id=video, dataset=name, video=None, question=qa["question"], choices=qa["index2ans"],
+                    answer=qa["answer"])
+    letter = qa["answer"]
+    target = (f"<think> {scene.reasoning} The answer is ({letter}) {qa['index2ans'][letter]}. </think>\n\n"
+              f"<answer>{letter}</answer>")
+    return {"video": video, "conversations": [{"role": "user", "content": question_text(sample, "reasoning")},
+                                              {"role": "assistant", "content": target}]}
+
+
+def write_clip(path: Path, frames: np.ndarray) -> None:
+    """Encode (T, H, W, 3) uint8 frames as H.264 yuv420p mp4 (MPEG-4 part 2 if libx264 is missing).
+    One encoder thread: the bitstream then depends only on the frames."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        try:
+            stream = out.add_stream("libx264", rate=FPS, options={"crf": "18", "preset": "fast", "threads": "1"})
+        except (av.error.FFmpegError, ValueError):  # pragma: no cover - FFmpeg builds without x264
+            stream = out.add_stream("mpeg4", rate=FPS, options={"qscale": "2", "threads": "1"})
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        for array in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+        out.mux(stream.encode())
+
+
+def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(rows, indent=1))
+    tmp.replace(path)
+
+
+def _write_split(root: Path, name: str, split: str, scenes: list[tuple[Scene, int]], rng: np.random.Generator):
+    clips = root / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    for i, (scene, letter) in enumerate(scenes):
+        video = f"clips/{name}-{split}-{i:05d}.mp4"
+        write_clip(root / video, render_clip(scene))
+        yield video, scene, qa_record(scene, letter, rng)
+
+
+def build_benchmark(data_dir: Path | str, name: str = "synthphys", n: int = 200, seed: int = 0,
+                    train_n: int | None = None, tasks: Sequence[str] | None = None) -> dict[str, Path]:
+    """Write ``n`` test questions (one per clip) and ``train_n`` training rows (default ``4 * n``) under
+    ``data_dir`` in the layout above; returns the paths of the three annotation files."""
+    tasks = tuple(tasks or TASKS)
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown or n < 0 or (train_n or 0) < 0:
+        raise ValueError(f"unknown tasks {unknown} (known: {list(TASKS)}) or negative size")
+    train_n = 4 * n if train_n is None else train_n
+    data_dir = Path(data_dir)
+    bench, sft, rl = (data_dir / kind / name for kind in ("benchmark", "sft", "rl"))
+    for folder in (bench, sft, rl):  # a rebuild must not keep stale clips from a larger earlier build
+        shutil.rmtree(folder, ignore_errors=True)
+
+    test = make_scenes(n, seed, _TEST, tasks)
+    option_rng = np.random.default_rng([seed, _TEST, _OPTIONS])
+    annotation = [{"video": video, "qa_pairs": [qa]}
+                  for video, _, qa in _write_split(bench, name, "test", test, option_rng)]
+    _write_json(bench / f"{name}_benchmark_qa_pairs.json", annotation)
+
+    train = make_scenes(train_n, seed, _TRAIN, tasks, exclude=frozenset(s.signature() for s, _ in test))
+    option_rng = np.random.default_rng([seed, _TRAIN, _OPTIONS])
+    sft_rows, rl_rows = [], []
+    for video, scene, qa in _write_split(sft, name, "train", train, option_rng):
+        sft_rows.append(sft_row(video, qa, scene, name))
+        rl_rows.append({"video": video, "qa_pairs": qa})
+    shutil.copytree(sft / "clips", rl / "clips")
+    _write_json(sft / f"{name}_sft.json", sft_rows)
+    _write_json(rl / f"{name}_rl.json", rl_rows)
+    return {"benchmark": bench / f"{name}_benchmark_qa_pairs.json", "sft": sft / f"{name}_sft.json",
+            "rl": rl / f"{name}_rl.json"}

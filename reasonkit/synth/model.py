@@ -1,0 +1,93 @@
+"""Build a tiny, randomly initialised Qwen2.5-VL with the real transformers classes, saved with
+``save_pretrained`` so it loads through ``AutoProcessor`` / ``AutoModelForImageTextToText`` like a hub checkpoint.
+
+Config rules (measured, ENVIRONMENT.md): attention head_dim must be one vLLM's CPU attention supports (32, 64, ...);
+``sum(mrope_section) == head_dim / 2``; the vision tower's ``out_hidden_size`` equals the text ``hidden_size``;
+``tie_word_embeddings=False`` (vLLM's CPU weight reload misses a tied lm_head).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# text: hidden, layers, heads, kv heads, mlp | vision: hidden, depth, heads, mlp. head_dim is 32 in both sizes.
+SIZES = {
+    # seconds-fast CPU tests
+    "tiny": dict(hidden=64, layers=2, heads=2, kv_heads=1, mlp=128,
+                 v_hidden=64, v_depth=2, v_heads=2, v_mlp=128),
+    # the SFT learning demo: enough vision capacity to read shapes, colours and motion from 112 px frames
+    "small": dict(hidden=192, layers=4, heads=6, kv_heads=2, mlp=512,
+                  v_hidden=192, v_depth=4, v_heads=6, v_mlp=512),
+}
+HEAD_DIM = 32
+MROPE_SECTION = [4, 6, 6]  # temporal, height, width rotary pairs: sums to HEAD_DIM / 2
+PATCH, TEMPORAL_PATCH, MERGE = 14, 2, 2
+VIDEO_PIXELS = (28 * 28, 768 * 28 * 28)  # per frame: accepts the small synthphys frames; upstream's maximum above
+IMAGE_PIXELS = (28 * 28, 1024 * 28 * 28)
+
+
+def build_config(size: str, tokenizer):
+    from transformers import Qwen2_5_VLConfig
+
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
+    s = SIZES[size]
+    assert s["hidden"] == s["heads"] * HEAD_DIM and s["v_hidden"] == s["v_heads"] * HEAD_DIM
+    assert sum(MROPE_SECTION) * 2 == HEAD_DIM
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
+           ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=s["hidden"], intermediate_size=s["mlp"],
+            num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
+            max_position_embeddings=32768, rms_norm_eps=1e-6,
+            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": MROPE_SECTION},
+            bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=s["v_depth"], hidden_size=s["v_hidden"], intermediate_size=s["v_mlp"], num_heads=s["v_heads"],
+            out_hidden_size=s["hidden"], patch_size=PATCH, spatial_merge_size=MERGE,
+            temporal_patch_size=TEMPORAL_PATCH,
+            # a 112 px window (8x8 patches) covers a whole synthphys frame; the last block attends globally
+            window_size=112, fullatt_block_indexes=[s["v_depth"] - 1], tokens_per_second=2,
+        ),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def build_processor(tokenizer):
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+
+    common = dict(patch_size=PATCH, temporal_patch_size=TEMPORAL_PATCH, merge_size=MERGE)
+    return Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(min_pixels=IMAGE_PIXELS[0], max_pixels=IMAGE_PIXELS[1], **common),
+        video_processor=Qwen2VLVideoProcessor(min_pixels=VIDEO_PIXELS[0], max_pixels=VIDEO_PIXELS[1], **common),
+        tokenizer=tokenizer, chat_template=tokenizer.chat_template,
+    )
+
+
+def build_tiny_model(out_dir: Path | str, size: str = "tiny", seed: int = 0) -> Path:
+    """Write a random-init Qwen2.5-VL (``size``: "tiny" or "small"), its tokenizer and processor to ``out_dir``.
+
+    Deterministic for a seed: the tokenizer is trained on a fixed corpus and weights come from ``torch.manual_seed``.
+    """
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from reasonkit.synth.tokenizer import build_tokenizer
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer()
+    config = build_config(size, tokenizer)
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
+    gen = model.generation_config
+    gen.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    gen.pad_token_id = tokenizer.pad_token_id
+    gen.bos_token_id = None
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    build_processor(tokenizer).save_pretrained(out)
+    return out

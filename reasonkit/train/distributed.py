@@ -1,0 +1,75 @@
+"""Process-group setup for one process or many. Several processes are always started by a real launcher
+(torchrun); `reasonkit train --nproc-per-node N` just execs torchrun with the same command line."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    world: int
+    local_rank: int
+    device: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        import torch.distributed as td
+
+        if self.world > 1 and td.is_initialized():
+            td.barrier()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def init_distributed() -> Dist:
+    """Initialise torch.distributed through DeepSpeed (gloo on CPU, nccl on GPU); a plain `python` process
+    becomes a world of one (without these variables DeepSpeed would look for MPI)."""
+    import torch
+
+    if "RANK" not in os.environ:
+        os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                          MASTER_PORT=str(_free_port()))
+    on_gpu = torch.cuda.is_available()
+    if not on_gpu:
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+    import deepspeed
+
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if on_gpu:
+        torch.cuda.set_device(local_rank)
+    if not torch.distributed.is_initialized():
+        deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", verbose=False)
+    return Dist(rank=torch.distributed.get_rank(), world=torch.distributed.get_world_size(), local_rank=local_rank,
+                device=f"cuda:{local_rank}" if on_gpu else "cpu")
+
+
+def relaunch_with_torchrun(argv: list[str], *, nproc_per_node: int, nnodes: int, node_rank: int | None,
+                           rdzv_endpoint: str | None, rdzv_id: str | None) -> int:
+    """Run this same `reasonkit train ...` command under torchrun (the real launcher) and return its exit code."""
+    torchrun = shutil.which("torchrun") or os.path.join(os.path.dirname(sys.executable), "torchrun")
+    cmd = [torchrun, f"--nproc-per-node={nproc_per_node}", f"--nnodes={nnodes}"]
+    if nnodes > 1:
+        cmd += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint or 'localhost:29500'}",
+                f"--rdzv-id={rdzv_id or 'reasonkit'}"]
+        if node_rank is not None:
+            cmd.append(f"--node-rank={node_rank}")
+    else:
+        cmd.append("--standalone")
+    cmd += ["-m", "reasonkit", *argv]
+    import subprocess
+
+    env = {**os.environ, "REASONKIT_LAUNCHED": "1"}
+    return subprocess.call(cmd, env=env)

@@ -1,0 +1,135 @@
+"""DeepSpeed as a library: the engine config from a recipe, the LR schedule, model loading for training, and
+export of an HF safetensors folder that `reasonkit eval --model <folder>` loads directly."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from reasonkit.backends.loading import check_model_dir, wrap_load_error
+from reasonkit.train.recipe import Recipe
+
+
+def deepspeed_config(recipe: Recipe, *, on_gpu: bool) -> dict[str, Any]:
+    t = recipe.train
+    ds = t.deepspeed
+    zero: dict[str, Any] = {"stage": ds.zero_stage}
+    if ds.offload_optimizer:
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": on_gpu}
+    if ds.offload_param and ds.zero_stage == 3:
+        zero["offload_param"] = {"device": "cpu", "pin_memory": on_gpu}
+    if ds.zero_stage == 3:
+        zero["stage3_gather_16bit_weights_on_model_save"] = True  # export needs the full weights on rank 0
+    half = t.param_dtype if on_gpu else "float32"  # CPU: fp32 (bf16 matmuls are slow and inexact there)
+    return {
+        "train_micro_batch_size_per_gpu": t.train_policy.mini_batch,
+        "gradient_accumulation_steps": t.train_batch_per_replica // t.train_policy.mini_batch,
+        "gradient_clipping": t.optm_grad_norm_clip,
+        "zero_optimization": zero,
+        "bf16": {"enabled": half == "bfloat16"},
+        "fp16": {"enabled": half == "float16"},
+        "optimizer": {"type": "AdamW", "params": {
+            "lr": t.optm_lr, "betas": list(t.optm_betas), "eps": t.epsilon, "weight_decay": t.optm_weight_decay,
+            # torch's AdamW: DeepSpeed's fused CPU/GPU Adam ops would JIT-compile (+50 s) for no gain here
+            **({} if on_gpu and t.optm_impl == "fused" and not ds.offload_optimizer else {"torch_adam": True}),
+        }},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+def lr_lambda(warmup: int, total: int, decay: str):
+    """Linear warmup then constant / linear / cosine decay to zero at ``total`` optimizer steps."""
+    def factor(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        if decay == "constant" or total <= warmup:
+            return 1.0
+        progress = min(1.0, (step - warmup) / max(1, total - warmup))
+        return 1.0 - progress if decay == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+    return factor
+
+
+def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
+    """Model + processor through the public loading path, then freeze patterns, LoRA, gradient checkpointing."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    policy = recipe.policy
+    name = policy.model_name_or_path
+    check_model_dir(name)
+    keep_alive = None
+    if ds_config["zero_optimization"]["stage"] == 3:
+        # Lets from_pretrained build the model already partitioned (zero.Init): a 7B never sits whole in one rank
+        from transformers.integrations import HfDeepSpeedConfig
+
+        keep_alive = HfDeepSpeedConfig(ds_config)
+    try:
+        processor = AutoProcessor.from_pretrained(name, revision=policy.model_revision)
+        model = AutoModelForImageTextToText.from_pretrained(name, revision=policy.model_revision,
+                                                            dtype=torch.float32)
+    except (OSError, ValueError) as exc:
+        raise wrap_load_error(name, exc) from None
+    model._reasonkit_ds_config = keep_alive
+    frozen = freeze(model, policy.freeze_pattern)
+    if policy.lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        lora = policy.lora
+        model = get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.lora_alpha,
+                                                 lora_dropout=lora.lora_dropout, target_modules=lora.target_modules))
+    if policy.model_gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    return model, processor, frozen
+
+
+def freeze(model, patterns: list[str]) -> int:
+    """requires_grad=False for parameters whose name matches any regex; returns how many were frozen."""
+    if not patterns:
+        return 0
+    compiled = [re.compile(p) for p in patterns]
+    n = 0
+    for name, param in model.named_parameters():
+        if any(c.search(name) for c in compiled):
+            param.requires_grad_(False)
+            n += 1
+    return n
+
+
+def export_hf(engine, processor, out_dir: Path, *, is_main: bool, max_shard_size: str = "4GB") -> Path | None:
+    """Write an HF folder (sharded safetensors + index, config, generation config, tokenizer, processor, chat
+    template). Collective under ZeRO-3 (every rank must call); rank 0 writes."""
+    import torch
+
+    module = engine.module
+    stage = engine.zero_optimization_stage()
+    state = engine._zero3_consolidated_16bit_state_dict() if stage == 3 else None
+    if not is_main:
+        return None
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    if hasattr(module, "merge_and_unload"):  # LoRA: export plain merged weights
+        import copy
+
+        module = copy.deepcopy(module).merge_and_unload()
+        state = None
+    if state is None:
+        state = {k: v.detach().to("cpu", torch.float32 if v.dtype == torch.float32 else v.dtype).contiguous()
+                 for k, v in module.state_dict().items()}
+    module.save_pretrained(tmp, state_dict=state, safe_serialization=True, max_shard_size=max_shard_size)
+    processor.save_pretrained(tmp)
+    (tmp / "reasonkit_export.json").write_text(json.dumps({"format": "hf-safetensors"}))
+    if out_dir.exists():
+        import shutil
+
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return out_dir

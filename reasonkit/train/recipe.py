@@ -1,0 +1,166 @@
+"""Training recipes (TOML), validated strictly. Key names follow cosmos-rl where it has them (``[train]`` epoch,
+optm_lr, train_batch_per_replica, ...; ``[train.ckpt]``; ``[policy]``; ``[rollout]``; ``[logging]``) so upstream
+Cosmos-Reason1 recipes translate line by line; reasonkit's own additions are marked below."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from reasonkit.config import FramesSection, Strict, load_config
+from reasonkit.errors import ConfigError
+from reasonkit.prompts import SYSTEM_PROMPT
+
+
+class DatasetSection(Strict):
+    name: str  # a registered dataset plugin (reasonkit plugins)
+    path: str | None = None  # reasonkit: local folder/file or HF dataset id the plugin reads
+    subset: str | None = None
+    split: str | None = None
+    test_size: int = Field(0, ge=0)  # rows held out of training (the last ones)
+    limit: int | None = Field(None, ge=1)  # reasonkit: first N rows only (smoke runs)
+
+
+class TrainPolicySection(Strict):
+    type: Literal["sft", "grpo"]
+    dataset: DatasetSection
+    conversation_column_name: str = "conversations"
+    prompt_column_name: str = "qa_pairs"
+    mini_batch: int = Field(1, ge=1)  # micro-batch per process per forward/backward
+    overlong: Literal["drop", "truncate"] = "drop"  # reasonkit: samples longer than model_max_length
+    system_prompt: str | None = SYSTEM_PROMPT  # reasonkit: added when a row has no system turn (as in eval)
+    dataloader_num_workers: int = Field(1, ge=0)  # clips decoded ahead of the step in background threads
+    # GRPO
+    reward_function: list[str] | dict[str, float] = ["scorer:upstream", "format"]
+    temperature: float = Field(1.0, gt=0)  # drives rollout sampling AND the trainer's log-prob rescaling
+    epsilon_low: float = Field(0.2, ge=0)
+    epsilon_high: float | None = Field(None, ge=0)
+    kl_beta: float = Field(0.0, ge=0)
+    mu_iterations: int = Field(1, ge=1)
+    loss_type: Literal["dapo", "grpo", "bnpo", "dr_grpo"] = "dapo"
+    importance_sampling_level: Literal["token", "sequence"] = "token"
+    advantage_scale: Literal["group", "batch", "none"] = "group"
+    advantage_std: Literal["sample", "population"] = "sample"
+    filter_equal_rewards: bool = True  # drop groups whose rewards are all equal (zero advantage, no signal)
+    overlong_penalty: float = Field(0.0, ge=0)  # reward minus this when a completion hits max_response_length
+    answer_type: Literal["reasoning", "letter"] = "reasoning"
+
+
+class DeepSpeedSection(Strict):  # reasonkit: the parallelism here is DeepSpeed ZeRO
+    zero_stage: int = Field(2, ge=0, le=3)
+    offload_optimizer: bool = False
+    offload_param: bool = False
+
+
+class CkptSection(Strict):
+    enable_checkpoint: bool = True
+    save_freq: int = Field(100, ge=1)
+    max_keep: int = -1
+    save_mode: Literal["sync", "async"] = "sync"
+    export_safetensors: bool | Literal["final", "each"] = "final"  # true == "final"
+    upload_hf: bool = False
+    hf_repo_name: str | None = None
+    upload_s3: bool | Literal["final", "all"] = False  # true == "final"
+    s3_bucket: str | None = None
+    s3_prefix: str = ""
+
+    @model_validator(mode="after")
+    def _targets(self):
+        if self.upload_hf and not self.hf_repo_name:
+            raise ValueError("upload_hf needs hf_repo_name")
+        if self.upload_s3 and not self.s3_bucket:
+            raise ValueError("upload_s3 needs s3_bucket")
+        if self.max_keep == 0 or self.max_keep < -1:
+            raise ValueError("max_keep must be -1 (keep all) or at least 1")
+        return self
+
+
+class TrainSection(Strict):
+    resume: bool | str = False  # true: newest complete checkpoint; or a checkpoint path
+    epoch: int = Field(1, ge=1)
+    max_steps: int | None = Field(None, ge=1)  # reasonkit: stop after this many optimizer steps
+    output_dir: str = "runs/train"
+    seed: int = 42
+    epsilon: float = 1e-6  # AdamW eps
+    optm_name: Literal["AdamW"] = "AdamW"
+    optm_impl: Literal["fused", "foreach", "for-loop"] = "fused"
+    optm_lr: float = Field(2e-6, gt=0)
+    optm_weight_decay: float = Field(0.01, ge=0)
+    optm_betas: tuple[float, float] = (0.9, 0.999)
+    optm_warmup_steps: int = Field(0, ge=0)
+    optm_decay_type: Literal["constant", "linear", "cosine"] = "constant"
+    optm_grad_norm_clip: float = Field(1.0, ge=0)
+    param_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    train_batch_per_replica: int = Field(8, ge=1)  # samples per optimizer step per data-parallel process
+    log_freq: int = Field(1, ge=1)
+    deepspeed: DeepSpeedSection = DeepSpeedSection()
+    ckpt: CkptSection = CkptSection()
+    train_policy: TrainPolicySection
+
+
+class LoraSection(Strict):
+    r: int = Field(16, ge=1)
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: list[str] | str = "all-linear"
+
+
+class PolicySection(Strict):
+    model_name_or_path: str = "nvidia/Cosmos-Reason1-7B"
+    model_revision: str | None = None
+    model_max_length: int = Field(4096, ge=16)
+    model_gradient_checkpointing: bool = False
+    freeze_pattern: list[str] = []  # regexes over parameter names, e.g. "^model\\.visual\\."
+    lora: LoraSection | None = None
+
+    @model_validator(mode="after")
+    def _patterns(self):
+        for pattern in self.freeze_pattern:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"freeze_pattern {pattern!r} is not a regex: {exc}") from None
+        return self
+
+
+class RolloutSection(Strict):
+    backend: str = "hf"  # a registered backend plugin: hf | vllm
+    n_generation: int = Field(8, ge=1)
+    max_response_length: int = Field(1024, ge=1)
+    batch_size: int = Field(4, ge=1)  # prompts per optimizer step (per process)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = -1
+    gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
+    tp_size: int = Field(1, ge=1)
+
+
+class LoggingSection(Strict):
+    logger: list[str] = ["console"]
+    project_name: str = "reasonkit"
+    experiment_name: str | None = None
+
+
+class Recipe(Strict):
+    train: TrainSection
+    policy: PolicySection = PolicySection()
+    rollout: RolloutSection = RolloutSection()
+    logging: LoggingSection = LoggingSection()
+    frames: FramesSection | None = None  # reasonkit: None = the dataset's frame spec
+
+    @model_validator(mode="after")
+    def _batches(self):
+        t = self.train
+        if t.train_batch_per_replica % t.train_policy.mini_batch:
+            raise ValueError(f"train.train_batch_per_replica ({t.train_batch_per_replica}) must be divisible by "
+                             f"train.train_policy.mini_batch ({t.train_policy.mini_batch})")
+        return self
+
+
+def load_recipe(path: Path | None, overrides: list[str] = ()) -> Recipe:
+    recipe = load_config(Recipe, path, overrides)
+    if recipe.policy.lora and recipe.train.deepspeed.zero_stage == 3:
+        raise ConfigError(f"{path}: LoRA with ZeRO stage 3 is not supported; use zero_stage 2")
+    return recipe

@@ -1,0 +1,166 @@
+"""What every trainer shares around its loop: output folders, loggers, checkpoints (save, resume, prune),
+exports, uploads, the progress bar and the closing summary. A trainer builds one RunContext and calls it."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from reasonkit.train.recipe import Recipe
+
+STATE_TAG = "state"
+
+
+class RunContext:
+    def __init__(self, recipe: Recipe, dist, *, command: str = "sft"):
+        from reasonkit.train.checkpoint import CheckpointManager
+        from reasonkit.train.logging import save_config
+
+        self.recipe, self.dist, self.command = recipe, dist, command
+        self.out = Path(recipe.train.output_dir)
+        ck = recipe.train.ckpt
+        self.uploads = self._upload_queues() if dist.is_main else []
+        self.ckpt = CheckpointManager(
+            self.out / "checkpoints", save_freq=ck.save_freq, max_keep=ck.max_keep,
+            # DeepSpeed's save is a collective: it runs in the foreground; export and uploads go to the background
+            save_mode="sync", is_writer=dist.is_main, barrier=dist.barrier if dist.world > 1 else None,
+            on_complete=self._on_checkpoint,
+            in_use=lambda: [p for q in self.uploads for p in q.in_use()],
+        )
+        self.loggers = None
+        if dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_config(recipe.model_dump(mode="json"), self.out / "recipe.json")
+
+    # ---- uploads ------------------------------------------------------------------------------------------
+    def _upload_queues(self):
+        from reasonkit.plugins import get_uploader_factory
+        from reasonkit.storage.background import UploadQueue
+
+        ck = self.recipe.train.ckpt
+        queues = []
+        if ck.upload_hf:
+            queues.append(UploadQueue(get_uploader_factory("hf")(repo_id=ck.hf_repo_name), name="hf"))
+        if ck.upload_s3:
+            queues.append(UploadQueue(get_uploader_factory("s3")(bucket=ck.s3_bucket, prefix=ck.s3_prefix),
+                                      name="s3"))
+        return queues
+
+    def _on_checkpoint(self, path: Path) -> None:
+        if self.recipe.train.ckpt.upload_s3 == "all":
+            for q in self.uploads:
+                if q.name == "s3":
+                    q.submit(path, f"{self.recipe.train.ckpt.s3_prefix.rstrip('/')}/checkpoints/{path.name}")
+
+    # ---- logging ------------------------------------------------------------------------------------------
+    def start_logging(self, extra: dict[str, Any]) -> None:
+        from reasonkit.train.logging import make_loggers
+
+        lg = self.recipe.logging
+        config = {**self.recipe.model_dump(mode="json"), "run": extra, "world_size": self.dist.world}
+        self.loggers = make_loggers(lg.logger, project=lg.project_name, experiment=lg.experiment_name,
+                                    out_dir=self.out / "logs", config=config, is_main=self.dist.is_main)
+
+    def log(self, metrics: dict[str, Any], step: int) -> None:
+        if self.loggers is not None and step % self.recipe.train.log_freq == 0:
+            self.loggers.log(metrics, step)
+
+    @contextlib.contextmanager
+    def progress(self, total: int, initial: int = 0):
+        """A rich progress bar (step, loss, lr, tokens/s, ETA) on the main rank; yields ``advance(metrics)``."""
+        if not self.dist.is_main or not sys.stderr.isatty():
+            yield lambda metrics: None
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(f"[bold]{self.command}"), BarColumn(), MofNCompleteColumn(),
+                      TextColumn("{task.fields[info]}"), TextColumn("ETA"), TimeRemainingColumn()) as bar:
+            task = bar.add_task(self.command, total=total, completed=initial, info="")
+
+            def advance(metrics: dict[str, Any]) -> None:
+                info = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in (
+                    "loss", "lr", "tokens_per_s", "reward_mean"))
+                bar.update(task, advance=1, info=info)
+
+            yield advance
+
+    # ---- checkpoints --------------------------------------------------------------------------------------
+    def should_save(self, step: int) -> bool:
+        return self.recipe.train.ckpt.enable_checkpoint and self.ckpt.should_save(step)
+
+    def save(self, engine, step: int, epoch: int, position: int, *, final: bool = False,
+             extra_state: dict[str, Any] | None = None) -> Path | None:
+        """DeepSpeed state (model, optimizer, scheduler) + RNG + loop position; optionally an HF export."""
+        from reasonkit.train.checkpoint import step_dir_name
+        from reasonkit.train.rng import save_rng_state
+
+        ck = self.recipe.train.ckpt
+        if not ck.enable_checkpoint:
+            return None
+        if final and (self.ckpt.root / step_dir_name(step)).exists() and self.ckpt.latest() and \
+                self.ckpt.latest().name == step_dir_name(step):
+            return self.ckpt.latest()  # just saved at this step
+        client = {"step": step, "epoch": epoch, "position": position, "world_size": self.dist.world,
+                  **(extra_state or {})}
+
+        def write(tmp: Path) -> None:
+            engine.save_checkpoint(str(tmp), tag=STATE_TAG, client_state=client, save_latest=False)
+            save_rng_state(tmp, rank=self.dist.rank)
+
+        path = self.ckpt.save(step, write, meta=client)
+        if ck.export_safetensors == "each":
+            self.export(engine, self.export_dir(f"step_{step:06d}"))
+        return path
+
+    def resume(self, engine) -> tuple[int, int, int]:
+        """(step, epoch, position) to continue from; (0, 0, 0) for a fresh run."""
+        from reasonkit.train.rng import restore_rng_state
+
+        path = self.ckpt.resolve(self.recipe.train.resume)
+        if path is None:
+            return 0, 0, 0
+        _, client = engine.load_checkpoint(str(path), tag=STATE_TAG, load_optimizer_states=True,
+                                           load_lr_scheduler_states=True)
+        restore_rng_state(path, rank=self.dist.rank)
+        if self.dist.is_main:
+            print(f"resumed from {path} (step {client['step']})", file=sys.stderr)
+        return client["step"], client["epoch"], client["position"]
+
+    # ---- exports and the end of the run -------------------------------------------------------------------
+    def export_dir(self, name: str) -> Path:
+        return self.out / ("final" if name == "final" else f"exports/{name}")
+
+    def export(self, engine, dest: Path) -> Path | None:
+        from reasonkit.train.engine import export_hf
+
+        return export_hf(engine, self.processor, dest, is_main=self.dist.is_main)
+
+    def finish(self, exported: Path | None, stats=None) -> None:
+        ck = self.recipe.train.ckpt
+        self.ckpt.close()
+        if exported is not None:
+            for q in self.uploads:
+                if q.name == "hf" or ck.upload_s3 in (True, "final", "all"):
+                    q.submit(exported, f"{ck.s3_prefix.rstrip('/')}/final" if q.name == "s3" else "")
+        failures = [f for q in self.uploads for f in q.close()]
+        results = [r for q in self.uploads for r in q.results]
+        if self.loggers is not None:
+            self.loggers.close()
+        self.dist.barrier()
+        if not self.dist.is_main:
+            return
+        lines = [f"{self.command} finished {time.strftime('%H:%M:%S')}",
+                 f"  export:       {exported}" if exported else "  export:       (none)",
+                 f"  checkpoints:  {self.ckpt.root} (latest: {self.ckpt.latest()})",
+                 f"  logs:         {self.out / 'logs'}"]
+        if stats is not None:
+            lines.append(f"  data:         {stats.samples} samples encoded, {stats.dropped_overlong} dropped as "
+                         f"over-long, {stats.truncated} truncated")
+        lines += [f"  uploaded:     {r}" for r in results]
+        lines += [f"  UPLOAD FAILED: {f.folder} -> {f.uploader} {f.dest}: {f.error}" for f in failures]
+        lines.append(f"  resume:       reasonkit train {self.command} --config <recipe> --set train.resume=true")
+        lines.append(f"  evaluate:     reasonkit eval <benchmark> --model {exported}")
+        print("\n".join(lines), file=sys.stderr)
