@@ -74,12 +74,21 @@ class SFTCollator:
                 self.stats.dropped_ids.append(row.get("id", "?"))
                 return None
             self.stats.truncated += 1
+            full = len(ids)
             ids, labels = ids[: self.max_length], labels[: self.max_length]
-            for key, value in list(enc.items()):
-                if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[1] == len(enc["input_ids"][0]):
+            for key, value in list(enc.items()):  # every per-token tensor (attention_mask, mm_token_type_ids, ...)
+                if isinstance(value, torch.Tensor) and value.dim() == 2 and value.shape[1] == full:
                     enc[key] = value[:, : self.max_length]
         enc["input_ids"], enc["labels"] = ids.unsqueeze(0), labels.unsqueeze(0)
         return enc
+
+    def placeholder(self) -> dict[str, Any]:
+        """A minimal text row (not counted in the stats) for zero-weight steps when a whole micro-batch was
+        dropped."""
+        encoded = self.encode_one({"conversations": [{"role": "user", "content": "."},
+                                                     {"role": "assistant", "content": "."}]}, None)
+        self.stats.samples -= 1
+        return encoded
 
     def assistant_labels(self, ids):
         """Copy of ``ids`` with everything outside assistant turns set to IGNORE."""

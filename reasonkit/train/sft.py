@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import time
@@ -61,18 +60,20 @@ def decode(row: dict[str, Any], spec: FrameSpec, blank: bool):
 def train_sft(recipe: Recipe, *, blank_video: bool = False) -> Path | None:
     import torch
 
+    from reasonkit.backends.loading import check_model_dir
     from reasonkit.train.collate import SFTCollator
     from reasonkit.train.distributed import init_distributed
     from reasonkit.train.engine import deepspeed_config, load_policy, lr_lambda
     from reasonkit.train.run import RunContext
 
+    check_model_dir(recipe.policy.model_name_or_path)  # bad input fails before any process group or compute
+    rows, _ = load_rows(recipe)
     dist = init_distributed()
     t = recipe.train
     policy = t.train_policy
     torch.manual_seed(t.seed)
     random.seed(t.seed)
     ctx = RunContext(recipe, dist, command="sft")
-    rows, _ = load_rows(recipe)
     spec = recipe.frames.to_spec() if recipe.frames else DEFAULT_TRAIN_FRAMES
     accum = t.train_batch_per_replica // policy.mini_batch
     steps_per_epoch = len(epoch_order(len(rows), seed=t.seed, epoch=0, rank=dist.rank, world=dist.world,
@@ -119,8 +120,7 @@ def train_sft(recipe: Recipe, *, blank_video: bool = False) -> Path | None:
                            if e is not None]
                 loss_scale = 1.0
                 if not encoded:  # every row over-long: a zero-weight step keeps ranks and accumulation in step
-                    encoded, loss_scale = [collator.encode_one({"conversations": [
-                        {"role": "user", "content": "."}, {"role": "assistant", "content": "."}]}, None)], 0.0
+                    encoded, loss_scale = [collator.placeholder()], 0.0
                 batch = {k: v.to(engine.device) if hasattr(v, "to") else v for k, v in collator.pad(encoded).items()}
                 loss = engine(**batch).loss * loss_scale
                 engine.backward(loss)
@@ -132,7 +132,8 @@ def train_sft(recipe: Recipe, *, blank_video: bool = False) -> Path | None:
                 step += 1
                 position = m + 1
                 elapsed = time.perf_counter() - step_start
-                metrics = {"loss": step_loss, "lr": engine.get_lr()[0], "tokens_per_s": step_tokens / elapsed,
+                metrics = {"loss": mean_over_ranks(step_loss, dist), "lr": engine.get_lr()[0],
+                           "tokens_per_s": step_tokens / elapsed,
                            "epoch": epoch + position / len(micro),
                            "dropped_overlong": collator.stats.dropped_overlong,
                            "truncated": collator.stats.truncated}
@@ -151,6 +152,12 @@ def train_sft(recipe: Recipe, *, blank_video: bool = False) -> Path | None:
     return exported
 
 
-def stats_line(stats) -> str:
-    return (f"samples seen {stats.samples}, dropped as over-long {stats.dropped_overlong}"
-            f"{' ' + json.dumps(stats.dropped_ids[:10]) if stats.dropped_ids else ''}, truncated {stats.truncated}")
+def mean_over_ranks(value: float, dist) -> float:
+    """The step's loss averaged over data-parallel ranks (what the optimizer step actually used)."""
+    if dist.world == 1:
+        return value
+    import torch
+
+    t = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.all_reduce(t)
+    return float(t) / dist.world
