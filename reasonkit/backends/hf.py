@@ -74,6 +74,16 @@ class HFBackend:
         self.processor.tokenizer.padding_side = "left"
         self.device = self.model.device
 
+    @classmethod
+    def from_model(cls, model, processor) -> HFBackend:
+        """Wrap a model that is already loaded (GRPO generates with the policy it trains: no copy, no sync)."""
+        backend = cls.__new__(cls)
+        backend.model_name = getattr(model, "name_or_path", "")
+        backend.model, backend.processor = model, processor
+        backend.processor.tokenizer.padding_side = "left"
+        backend.device = model.device
+        return backend
+
     def prepare(self, requests: list[GenRequest]):
         """Tokenise a batch: chat template → text, frames → pixel values (sampled fps passed through)."""
         texts = [self.processor.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
@@ -88,7 +98,9 @@ class HFBackend:
             kwargs["do_sample_frames"] = False
         return self.processor(**kwargs).to(self.device)
 
-    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
+        """``keep_stop_token``: token_ids end with the end-of-sequence token that stopped them (as vLLM's do);
+        texts never include it."""
         import torch
         from transformers import LogitsProcessorList
 
@@ -121,8 +133,9 @@ class HFBackend:
         pad = self.model.generation_config.pad_token_id
         results = []
         for i, request in enumerate(requests):
-            ids_n = [_trim(new_tokens[i * first.n + j], eos, pad)[: request.max_tokens] for j in range(first.n)]
-            texts = self.processor.batch_decode(ids_n, skip_special_tokens=True)
+            ids_n = [_trim(new_tokens[i * first.n + j], eos, pad, keep_stop_token)[: request.max_tokens]
+                     for j in range(first.n)]
+            texts = self.processor.batch_decode(ids_n, skip_special_tokens=True)  # the stop token is special
             results.append(GenResult(texts=texts, token_ids=ids_n,
                                      prompt_tokens=int(inputs["attention_mask"][i].sum())))
         return results
@@ -135,11 +148,12 @@ def _as_list(x) -> list:
     return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _trim(ids: list[int], eos: set[int], pad: int | None) -> list[int]:
-    """Cut at the first end-of-sequence token (kept out of the completion) and drop trailing padding."""
+def _trim(ids: list[int], eos: set[int], pad: int | None, keep_stop: bool = False) -> list[int]:
+    """Cut at the first end-of-sequence token (kept out of the completion unless ``keep_stop``) and drop trailing
+    padding."""
     for i, tok in enumerate(ids):
         if tok in eos:
-            return ids[:i]
+            return ids[: i + 1] if keep_stop else ids[:i]
     while ids and pad is not None and ids[-1] == pad:
         ids = ids[:-1]
     return ids

@@ -25,11 +25,12 @@ def _max_positions(model: str) -> int | None:
 
 
 class VLLMBackend:
-    """Options: dtype, tp_size, max_length, seed, revision, gpu_memory_utilization, max_num_seqs."""
+    """Options: dtype, tp_size, max_length, seed, revision, gpu_memory_utilization, max_num_seqs,
+    distributed_executor_backend."""
 
     def __init__(self, model: str, *, dtype: str = "auto", tp_size: int = 1, max_length: int = 32768,
                  seed: int = 0, revision: str | None = None, gpu_memory_utilization: float = 0.85,
-                 max_num_seqs: int = 64, **_ignored: Any):
+                 max_num_seqs: int = 64, distributed_executor_backend: str | None = None, **_ignored: Any):
         check_model_dir(model)
         import torch
 
@@ -50,6 +51,9 @@ class VLLMBackend:
                 limit_mm_per_prompt={"video": 1, "image": 0}, max_num_seqs=max_num_seqs,
                 enforce_eager=not on_gpu,  # CUDA graphs do not exist on CPU
                 **({"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else {}),
+                # "external_launcher": one TP shard per torchrun process (GRPO's colocated engines)
+                **({"distributed_executor_backend": distributed_executor_backend}
+                   if distributed_executor_backend else {}),
             )
         except (OSError, ValueError) as exc:
             raise wrap_load_error(model, exc) from None
@@ -83,6 +87,10 @@ class VLLMBackend:
     def push_weights(self, folder: Path) -> None:
         """Load new weights (a save_pretrained folder) into the running engine, in place."""
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": str(folder)})
+        # KV blocks of a cached prompt prefix and cached vision-encoder outputs were computed with the old
+        # weights: without these resets a repeated prompt (GRPO revisits its prompts) reuses them
+        self.llm.reset_prefix_cache()
+        self.llm.llm_engine.reset_encoder_cache()
 
     def close(self) -> None:
         import gc

@@ -130,7 +130,7 @@ class RolloutSection(Strict):
     backend: str = "hf"  # a registered backend plugin: hf | vllm
     n_generation: int = Field(8, ge=1)
     max_response_length: int = Field(1024, ge=1)
-    batch_size: int = Field(4, ge=1)  # prompts per optimizer step (per process)
+    batch_size: int = Field(4, ge=1)  # prompts per hf generate call (vLLM schedules a whole step's prompts)
     top_p: float = Field(1.0, gt=0, le=1)
     top_k: int = -1
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
@@ -156,6 +156,13 @@ class Recipe(Strict):
         if t.train_batch_per_replica % t.train_policy.mini_batch:
             raise ValueError(f"train.train_batch_per_replica ({t.train_batch_per_replica}) must be divisible by "
                              f"train.train_policy.mini_batch ({t.train_policy.mini_batch})")
+        if t.train_policy.type == "grpo":  # GRPO: train_batch_per_replica counts completions (cosmos-rl)
+            n = self.rollout.n_generation
+            if n < 2:
+                raise ValueError("rollout.n_generation must be at least 2 for GRPO (advantages compare a group)")
+            if t.train_batch_per_replica % n:
+                raise ValueError(f"train.train_batch_per_replica ({t.train_batch_per_replica}) counts completions "
+                                 f"per step for GRPO and must be divisible by rollout.n_generation ({n})")
         return self
 
 

@@ -1,0 +1,69 @@
+"""GRPO prompts: RL rows → the same Sample, chat messages and frames evaluation uses, encoded once per prompt.
+
+A prompt's frames are decoded once and the same arrays go to the rollout engine (hf or vLLM) and to the trainer's
+log-prob pass; its processor encoding (token ids with the expanded video placeholders, pixel values, grid sizes)
+is made once and shared by its G completions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from reasonkit.errors import DataError
+from reasonkit.types import Frames, FrameSpec, GenRequest, Sample
+
+
+@dataclass
+class Prompt:
+    sample: Sample
+    frames: Frames | None
+    messages: list[dict[str, Any]]
+    encoding: dict[str, Any]  # processor output for the prompt alone, batch dimension 1, on CPU
+
+    @property
+    def length(self) -> int:
+        return int(self.encoding["input_ids"].shape[1])
+
+
+def row_to_sample(row: dict[str, Any]) -> Sample:
+    """An RL row ``{"id", "video", "qa"}`` (reasonkit_datasets.rows.rl_rows) as a multiple-choice Sample."""
+    qa = row["qa"]
+    answer = qa.get("answer", qa.get("correct_answer"))
+    if not isinstance(qa.get("question"), str) or not isinstance(answer, str):
+        raise DataError(f"RL row {row.get('id', '?')}: needs a 'question' string and an 'answer' letter")
+    extra = {k: v for k, v in qa.items() if k not in ("question", "index2ans", "answer", "correct_answer")}
+    return Sample(id=str(row.get("id", "")), dataset="rl", video=row.get("video"), question=qa["question"],
+                  choices={str(k): str(v) for k, v in qa["index2ans"].items()}, answer=answer.strip().upper(),
+                  metadata=extra)
+
+
+def encode_prompt(processor, messages: list[dict[str, Any]], frames: Frames | None) -> dict[str, Any]:
+    """Exactly what the hf backend feeds ``generate`` for this prompt (chat template, video metadata, no
+    re-sampling of frames), so the log-prob pass conditions on the same tokens and pixels as the rollout."""
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
+    if frames is not None:
+        kwargs.update(videos=[frames.array], video_metadata=[frames.metadata()], do_sample_frames=False)
+    return dict(processor(**kwargs))
+
+
+def decode(row: dict[str, Any], spec: FrameSpec) -> Frames | None:
+    """The row's clip sampled with the recipe's frame spec (thread-safe: the trainer decodes ahead in threads)."""
+    from reasonkit.media import load_frames
+
+    return load_frames(row["video"], spec) if row.get("video") is not None else None
+
+
+def make_prompt(row: dict[str, Any], frames: Frames | None, processor, answer_type: str) -> Prompt:
+    from reasonkit.prompts import build_messages
+
+    sample = row_to_sample(row)
+    messages = build_messages(sample, answer_type, with_video=frames is not None)
+    return Prompt(sample, frames, messages, encode_prompt(processor, messages, frames))
+
+
+def gen_request(prompt: Prompt, *, n: int, max_tokens: int, temperature: float, top_p: float, top_k: int,
+                seed: int) -> GenRequest:
+    return GenRequest(messages=prompt.messages, frames=prompt.frames, max_tokens=max_tokens, n=n,
+                      temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)

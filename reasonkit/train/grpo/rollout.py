@@ -1,0 +1,186 @@
+"""Rollout engines for GRPO: G sampled completions per prompt, and an engine whose weights follow the policy.
+
+``hf``: transformers ``generate`` (reasonkit.backends.hf) on the policy module itself — no second copy, nothing
+to sync. Under ZeRO-3 the full weights are gathered for the duration of generation.
+``vllm``: an in-process vLLM engine (reasonkit.backends.vllm), colocated with the trainer. After every optimizer
+step the policy is written as a safetensors folder (the same code as the final export) and the engine reloads it
+in place.
+
+Completions keep the stop token the model emitted (``<|im_end|>``), so the trainer also learns to stop; a
+completion that reached ``max_response_length`` without one is marked ``truncated``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasonkit.train.grpo.data import Prompt, gen_request
+from reasonkit.types import GenRequest, GenResult
+
+
+@dataclass
+class Completion:
+    prompt: int  # index of its prompt in the step's prompt list; the G completions of a prompt are consecutive
+    token_ids: list[int]
+    text: str  # decoded without special tokens (what rewards read)
+    truncated: bool
+
+
+def stop_token_ids(model, tokenizer) -> set[int]:
+    configured = getattr(model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
+    ids.add(tokenizer.eos_token_id)
+    return {i for i in ids if i is not None}
+
+
+def to_completions(results: list[GenResult], stop_ids: set[int], max_tokens: int) -> list[Completion]:
+    completions = []
+    for index, result in enumerate(results):
+        for ids, text in zip(result.token_ids, result.texts):
+            stop = next((k for k, tok in enumerate(ids) if tok in stop_ids), None)
+            ids = list(ids[: stop + 1]) if stop is not None else list(ids[:max_tokens])
+            completions.append(Completion(index, ids, text, truncated=stop is None and len(ids) >= max_tokens))
+    return completions
+
+
+class Rollout:
+    name = "base"
+
+    def __init__(self, recipe, stop_ids: set[int]):
+        self.recipe, self.stop_ids = recipe, stop_ids
+
+    def sample(self, prompts: list[Prompt], *, seed: int) -> list[Completion]:
+        """n_generation completions per prompt at the recipe's temperature; prompt i is seeded ``seed + i``."""
+        ro, policy = self.recipe.rollout, self.recipe.train.train_policy
+        requests = [gen_request(p, n=ro.n_generation, max_tokens=ro.max_response_length,
+                                temperature=policy.temperature, top_p=ro.top_p, top_k=ro.top_k, seed=seed + i)
+                    for i, p in enumerate(prompts)]
+        return to_completions(self.generate(requests), self.stop_ids, ro.max_response_length) if requests else []
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        raise NotImplementedError
+
+    def sync(self, engine, processor) -> bool:
+        """Make the engine's weights the policy's; True if anything was done."""
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+class HFRollout(Rollout):
+    name = "hf"
+
+    def __init__(self, recipe, engine, processor, stop_ids: set[int]):
+        from reasonkit.backends.hf import HFBackend
+
+        super().__init__(recipe, stop_ids)
+        self.engine = engine
+        self.backend = HFBackend.from_model(engine.module, processor)
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        module = self.engine.module
+        was_training = module.training
+        module.eval()
+        size = self.recipe.rollout.batch_size
+        try:
+            with full_weights(self.engine):
+                # one seed per generate call (transformers has one RNG per batch): the chunk's first prompt's
+                return [r for i in range(0, len(requests), size)
+                        for r in self.backend.generate(requests[i:i + size], keep_stop_token=True)]
+        finally:
+            module.train(was_training)
+
+
+class VLLMRollout(Rollout):
+    """A vLLM engine colocated with the trainer. One process: vLLM's own executor (``tp_size`` GPUs). Several
+    processes (torchrun): vLLM's ``external_launcher``, each rank holding its engine on its own device; with
+    ``rollout.tp_size = k > 1`` each block of k consecutive ranks forms one engine, a TP shard per rank: the
+    block's ranks pool their prompts, make identical generate calls, and each keeps its own completions.
+    (The several-process paths need GPUs and were not exercised on the CPU build.)"""
+
+    name = "vllm"
+
+    def __init__(self, recipe, dist, sync_dir: Path, stop_ids: set[int], backend=None, n_seqs: int = 64):
+        super().__init__(recipe, stop_ids)
+        self.dist, self.sync_dir, self.owned = dist, Path(sync_dir), backend is None
+        tp = recipe.rollout.tp_size
+        self.tp_group = tp_groups(dist, tp) if tp > 1 and dist.world > 1 else None
+        if backend is None:
+            from reasonkit.backends.vllm import VLLMBackend
+
+            ro, policy = recipe.rollout, recipe.policy
+            backend = VLLMBackend(
+                policy.model_name_or_path, revision=policy.model_revision, tp_size=tp,
+                max_length=policy.model_max_length, gpu_memory_utilization=ro.gpu_memory_utilization,
+                max_num_seqs=max(1, n_seqs * (tp if self.tp_group else 1)),
+                seed=recipe.train.seed + dist.rank // tp,  # equal within a TP group: identical sampling
+                # several processes: each engine lives in its rank's process, on its rank's device
+                distributed_executor_backend="external_launcher" if dist.world > 1 else None)
+        self.backend = backend
+
+    def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        if self.tp_group is None:
+            return self.backend.generate(requests)  # vLLM schedules the whole step's prompts itself
+        import torch.distributed as td
+
+        pooled: list = [None] * td.get_world_size(self.tp_group)
+        td.all_gather_object(pooled, requests, group=self.tp_group)
+        results = self.backend.generate([r for part in pooled for r in part])
+        start = sum(len(part) for part in pooled[: td.get_rank(self.tp_group)])
+        return results[start:start + len(requests)]
+
+    def sync(self, engine, processor) -> bool:
+        from reasonkit.train.engine import export_hf
+
+        export_hf(engine, processor, self.sync_dir, is_main=self.dist.is_main)  # collective under ZeRO-3
+        self.dist.barrier()  # the folder is complete before any rank's engine reads it
+        self.backend.push_weights(self.sync_dir)
+        self.dist.barrier()  # and no rank rewrites it while another still reads
+        return True
+
+    def close(self) -> None:
+        if self.owned:
+            self.backend.close()
+        if self.dist.is_main:
+            shutil.rmtree(self.sync_dir, ignore_errors=True)
+
+
+def tp_groups(dist, tp: int):
+    """This rank's process group among consecutive blocks of ``tp`` ranks (how vLLM lays out TP shards)."""
+    import torch.distributed as td
+
+    from reasonkit.errors import ConfigError
+
+    if dist.world % tp:
+        raise ConfigError(f"rollout.tp_size ({tp}) must divide the number of training processes ({dist.world})")
+    group, _ = td.new_subgroups_by_enumeration([list(range(g, g + tp)) for g in range(0, dist.world, tp)])
+    return group
+
+
+@contextlib.contextmanager
+def full_weights(engine):
+    """ZeRO-3 partitions parameters across ranks; generate wants them whole (a collective: every rank enters)."""
+    if engine.zero_optimization_stage() != 3:
+        yield
+        return
+    import deepspeed
+
+    with deepspeed.zero.GatheredParameters(list(engine.module.parameters())):
+        yield
+
+
+def make_rollout(recipe, *, engine, processor, dist, out_dir: Path, backend=None, n_seqs: int = 64) -> Rollout:
+    """The recipe's rollout engine; ``backend`` reuses an already running engine (tests, benchmarks)."""
+    from reasonkit.errors import ConfigError
+
+    stop_ids = stop_token_ids(engine.module, processor.tokenizer)
+    name = recipe.rollout.backend
+    if name == "hf":
+        return HFRollout(recipe, engine, processor, stop_ids)
+    if name == "vllm":
+        return VLLMRollout(recipe, dist, out_dir / ".rollout-weights", stop_ids, backend=backend, n_seqs=n_seqs)
+    raise ConfigError(f"rollout.backend = {name!r}: GRPO rollouts support 'hf' and 'vllm'")
