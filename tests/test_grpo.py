@@ -288,12 +288,14 @@ def test_vllm_run_completes_and_syncs_weights(vllm_engine, tiny_model_dir, synth
 @pytest.mark.vllm
 def test_vllm_follows_pushed_weights(vllm_engine, tiny_model_dir, synth_data_dir, tmp_path):
     """Perturb the weights, push them: vLLM's first-token log-probs and greedy tokens change and match HF on
-    the perturbed weights (on a real video prompt)."""
+    the perturbed weights (on a real video prompt), and the trainer's recomputed log-probs of vLLM-sampled
+    completions equal vLLM's own for those tokens."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from reasonkit.backends.hf import HFBackend
     from reasonkit.synth.benchmark import FRAME_SPEC
     from reasonkit.train.grpo.data import decode, gen_request, make_prompt
+    from reasonkit.train.grpo.sequences import build_batch, completion_logps
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     row = get_dataset("synthphys")(str(synth_data_dir), split="rl")[0]
@@ -326,3 +328,16 @@ def test_vllm_follows_pushed_weights(vllm_engine, tiny_model_dir, synth_data_dir
     for token, logprob in after.items():
         assert logprob == pytest.approx(float(reference[token]), abs=2e-3)
     assert vllm_engine.generate([request])[0].token_ids == hf.generate([request])[0].token_ids
+
+    # what GRPO relies on: the trainer's recomputed log-probs of vLLM's sampled tokens are vLLM's own (on-policy)
+    sampled = gen_request(prompt, n=4, max_tokens=8, temperature=0.7, top_p=1.0, top_k=-1, seed=3)
+    outputs = vllm_engine.llm.generate([vllm_engine._prompt(sampled)],
+                                       [vllm_engine.sampling_params(sampled, logprobs=0)], use_tqdm=False)[0].outputs
+    batch = build_batch([(prompt.encoding, list(c.token_ids)) for c in outputs],
+                        pad_id=processor.tokenizer.pad_token_id)
+    with torch.no_grad():  # vLLM reports the model's raw log-probs (before temperature): compare at T = 1
+        trainer_logps = completion_logps(model, batch, 1.0)
+    for row, c in enumerate(outputs):
+        engine_logps = [step[token].logprob for step, token in zip(c.logprobs, c.token_ids)]
+        torch.testing.assert_close(trainer_logps[row, : len(engine_logps)], torch.tensor(engine_logps),
+                                   atol=2e-3, rtol=0)

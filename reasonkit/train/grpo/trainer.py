@@ -9,6 +9,8 @@ one of the ``mu_iterations`` passes over the step's completions ends in one opti
 Log-probs: the loss never uses the rollout engine's log-probs. ``old_logps`` are the trainer's own, taken in the
 first pass before any update of this batch (the first pass's forward, detached — the same numbers a separate
 no-grad pass would give, for free); with ``mu_iterations = 1`` the ratio is therefore exactly 1 (on-policy).
+They are ``log_softmax(logits / temperature)`` — the distribution the engines sample from; ``top_p``/``top_k`` < the
+full vocabulary truncate sampling but not this score (as in TRL).
 """
 
 from __future__ import annotations
