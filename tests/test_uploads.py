@@ -169,6 +169,7 @@ def test_uploaders_are_plugins(fresh_plugins):
     assert isinstance(make_uploader("s3", bucket="b", prefix="p"), S3Uploader)
     assert isinstance(make_uploader("hf", repo_id="me/model"), HFUploader)
     assert {"hf", "s3"} <= set(fresh_plugins.get_plugins().names("uploaders"))
+    assert fresh_plugins.get_uploader_factory("s3") is S3Uploader
 
 
 # -- HF hub -------------------------------------------------------------------------------------------------
