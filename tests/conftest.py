@@ -40,3 +40,15 @@ def synth_data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth-data")
     build_benchmark(root, name="synthphys", n=20, train_n=40, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def vllm_engine(tiny_model_dir):
+    """ONE vLLM engine per test session (engine start is ~30 s on CPU); shared by eval and GRPO tests;
+    a test that needs the original weights pushes them first."""
+    pytest.importorskip("vllm")
+    from reasonkit.backends.vllm import VLLMBackend
+
+    engine = VLLMBackend(str(tiny_model_dir), dtype="float32", max_length=1024, max_num_seqs=16)
+    yield engine
+    engine.close()

@@ -260,3 +260,37 @@ def test_bad_inputs_fail_with_one_clear_line(scripted, robovqa_dir, tmp_path):
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], proc.stderr
     assert {p: p.read_bytes() for p in results.rglob("*") if p.is_file()} == before
+
+
+# ---- the vllm backend: same frames, same prompts, same greedy answers as hf -----------------------------------
+@pytest.mark.vllm
+def test_vllm_and_hf_greedy_answers_agree(vllm_engine, tiny_model_dir, synth_data_dir, tmp_path):
+    from reasonkit.config import EvalConfig, load_config, preset_path
+    from reasonkit.evaluate.runner import run_eval
+
+    vllm_engine.push_weights(tiny_model_dir)  # another test may have pushed other weights into the shared engine
+    outputs = {}
+    for name, backend in (("hf", None), ("vllm", vllm_engine)):
+        cfg = load_config(EvalConfig, preset_path("synthphys"), [
+            f"model.model_name={tiny_model_dir}", f"model.backend={name}", f"data_dir={synth_data_dir}",
+            f"results_dir={tmp_path / name}", "evaluation.limit=8", "generation.max_tokens=12",
+            "generation.max_retries=0", "generation.temperature=0"])
+        (store,) = run_eval(cfg, backend=backend, progress=False)
+        outputs[name] = {r["id"]: r for r in store.records()}
+    assert outputs["hf"].keys() == outputs["vllm"].keys() and len(outputs["hf"]) == 8
+    for rid, hf in outputs["hf"].items():
+        vl = outputs["vllm"][rid]
+        assert vl["frame_timestamps"] == hf["frame_timestamps"] and vl["prompt_hash"] == hf["prompt_hash"]
+        assert vl["output"] == hf["output"], rid
+
+
+def test_infer_streams_an_answer(tiny_model_dir, synth_data_dir):
+    import io
+
+    from reasonkit.evaluate.infer import run_infer
+
+    clip = next((synth_data_dir / "benchmark" / "synthphys" / "clips").glob("*.mp4"))
+    out = io.StringIO()
+    text = run_infer(model=str(tiny_model_dir), video=clip, prompt="Which way does it move?", max_tokens=6,
+                     temperature=0.0, fps=4.0, out=out)
+    assert text and out.getvalue().startswith(text)

@@ -256,17 +256,6 @@ def test_shipped_recipes_validate_and_bad_ones_fail_before_compute(tiny_model_di
 
 
 # --------------------------------------------------------------------------------------------- vLLM rollouts
-@pytest.fixture(scope="session")
-def vllm_engine(tiny_model_dir):
-    """ONE vLLM engine per test session (engine start is ~30 s on CPU); the GRPO run pushes its own weights."""
-    pytest.importorskip("vllm")
-    from reasonkit.backends.vllm import VLLMBackend
-
-    engine = VLLMBackend(str(tiny_model_dir), dtype="float32", max_length=1024, max_num_seqs=16)
-    yield engine
-    engine.close()
-
-
 @pytest.mark.vllm
 def test_vllm_run_completes_and_syncs_weights(vllm_engine, tiny_model_dir, synth_data_dir, tmp_path,
                                               plugins_with_test_reward):
