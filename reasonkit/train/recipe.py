@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, PrivateAttr, model_validator
 
 from reasonkit.config import FramesSection, Strict, load_config
 from reasonkit.errors import ConfigError
@@ -149,6 +149,12 @@ class Recipe(Strict):
     rollout: RolloutSection = RolloutSection()
     logging: LoggingSection = LoggingSection()
     frames: FramesSection | None = None  # reasonkit: None = the dataset's frame spec
+    # Not a recipe key: the file and --set overrides it was loaded from (load_recipe), for the resume command.
+    _source: tuple[Path, tuple[str, ...]] | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> tuple[Path, tuple[str, ...]] | None:
+        return self._source
 
     @model_validator(mode="after")
     def _batches(self):
@@ -170,4 +176,6 @@ def load_recipe(path: Path | None, overrides: list[str] = ()) -> Recipe:
     recipe = load_config(Recipe, path, overrides)
     if recipe.policy.lora and recipe.train.deepspeed.zero_stage == 3:
         raise ConfigError(f"{path}: LoRA with ZeRO stage 3 is not supported; use zero_stage 2")
+    if path is not None:
+        recipe._source = (Path(path).resolve(), tuple(overrides))
     return recipe

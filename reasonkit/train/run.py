@@ -4,14 +4,13 @@ exports, uploads, the progress bar and the closing summary. A trainer builds one
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from reasonkit.train.recipe import Recipe
-
-STATE_TAG = "state"
 
 
 class RunContext:
@@ -23,10 +22,15 @@ class RunContext:
         self.out = Path(recipe.train.output_dir)
         ck = recipe.train.ckpt
         self.uploads = self._upload_queues() if dist.is_main else []
+        if ck.save_mode == "async" and dist.world > 1 and dist.is_main:
+            print(f"checkpoints: save_mode 'async' writes from one process only; saving synchronously with "
+                  f"{dist.world} processes", file=sys.stderr)
         self.ckpt = CheckpointManager(
             self.out / "checkpoints", save_freq=ck.save_freq, max_keep=ck.max_keep,
-            # DeepSpeed's save is a collective: it runs in the foreground; export and uploads go to the background
-            save_mode="sync", is_writer=dist.is_main, barrier=dist.barrier if dist.world > 1 else None,
+            # Several ranks: DeepSpeed's save is a collective, so it runs in the foreground (export and uploads
+            # still go to the background). One rank: async copies the state to CPU and writes it in a thread.
+            save_mode=ck.save_mode if dist.world == 1 else "sync", is_writer=dist.is_main,
+            barrier=dist.barrier if dist.world > 1 else None,
             on_complete=self._on_checkpoint,
             in_use=lambda: [p for q in self.uploads for p in q.in_use()],
         )
@@ -53,7 +57,7 @@ class RunContext:
         if self.recipe.train.ckpt.upload_s3 == "all":
             for q in self.uploads:
                 if q.name == "s3":
-                    q.submit(path, f"{self.recipe.train.ckpt.s3_prefix.rstrip('/')}/checkpoints/{path.name}")
+                    q.submit(path, f"checkpoints/{path.name}")  # under s3_prefix: the uploader adds it
 
     # ---- logging ------------------------------------------------------------------------------------------
     def start_logging(self, extra: dict[str, Any]) -> None:
@@ -94,40 +98,60 @@ class RunContext:
     def save(self, engine, step: int, epoch: int, position: int, *, final: bool = False,
              extra_state: dict[str, Any] | None = None) -> Path | None:
         """DeepSpeed state (model, optimizer, scheduler) + RNG + loop position; optionally an HF export."""
+        from reasonkit.train import ds_checkpoint
         from reasonkit.train.checkpoint import step_dir_name
-        from reasonkit.train.rng import save_rng_state
 
         ck = self.recipe.train.ckpt
         if not ck.enable_checkpoint:
             return None
-        if final and (self.ckpt.root / step_dir_name(step)).exists() and self.ckpt.latest() and \
-                self.ckpt.latest().name == step_dir_name(step):
-            return self.ckpt.latest()  # just saved at this step
+        if final:
+            self.ckpt.wait()  # an async save of this very step may still be in flight
+            if self.ckpt.latest() and self.ckpt.latest().name == step_dir_name(step):
+                return self.ckpt.latest()  # just saved at this step
         client = {"step": step, "epoch": epoch, "position": position, "world_size": self.dist.world,
-                  **(extra_state or {})}
-
-        def write(tmp: Path) -> None:
-            engine.save_checkpoint(str(tmp), tag=STATE_TAG, client_state=client, save_latest=False)
-            save_rng_state(tmp, rank=self.dist.rank)
-
-        path = self.ckpt.save(step, write, meta=client)
+                  "train_batch_per_replica": self.recipe.train.train_batch_per_replica, **(extra_state or {})}
+        if self.ckpt.save_mode == "async" and not ds_checkpoint.can_snapshot(engine):
+            print("checkpoints: this DeepSpeed checkpoint engine cannot be snapshotted; saving synchronously",
+                  file=sys.stderr)
+            self.ckpt.save_mode = "sync"
+        if self.ckpt.save_mode == "async":
+            path = self.ckpt.save(step, snapshot_fn=lambda: ds_checkpoint.snapshot(engine, client, self.dist.rank),
+                                  meta=client)
+        else:
+            path = self.ckpt.save(step, lambda tmp: ds_checkpoint.save_sync(engine, tmp, client, self.dist.rank),
+                                  meta=client)
         if ck.export_safetensors == "each":
             self.export(engine, self.export_dir(f"step_{step:06d}"))
         return path
 
     def resume(self, engine) -> tuple[int, int, int]:
-        """(step, epoch, position) to continue from; (0, 0, 0) for a fresh run."""
+        """(step, epoch, position) to continue from; (0, 0, 0) for a fresh run. A checkpoint saved by another
+        number of processes is re-partitioned (see ds_checkpoint), or refused before anything is loaded."""
+        from reasonkit.train import ds_checkpoint
+        from reasonkit.train.checkpoint import read_marker
         from reasonkit.train.rng import restore_rng_state
 
         path = self.ckpt.resolve(self.recipe.train.resume)
         if path is None:
             return 0, 0, 0
-        _, client = engine.load_checkpoint(str(path), tag=STATE_TAG, load_optimizer_states=True,
-                                           load_lr_scheduler_states=True)
+        meta = read_marker(path)["meta"]
+        saved_world = meta.get("world_size", self.dist.world)
+        universal = ds_checkpoint.check_reshard(
+            engine, saved_world=saved_world, world=self.dist.world, saved_batch=meta.get("train_batch_per_replica"),
+            batch=self.recipe.train.train_batch_per_replica, position=meta["position"], checkpoint=path)
+        if universal:
+            if self.dist.is_main:
+                ds_checkpoint.to_universal(path)
+            self.dist.barrier()
+        client = ds_checkpoint.load(engine, path, universal=universal)
         restore_rng_state(path, rank=self.dist.rank)
+        # The position counts this rank's share of the epoch: keep the number of rows consumed over all ranks.
+        position = client["position"] * saved_world // self.dist.world
         if self.dist.is_main:
-            print(f"resumed from {path} (step {client['step']})", file=sys.stderr)
-        return client["step"], client["epoch"], client["position"]
+            print(f"resumed from {path} (step {client['step']}"
+                  f"{f', saved by {saved_world} processes' if saved_world != self.dist.world else ''})",
+                  file=sys.stderr)
+        return client["step"], client["epoch"], position
 
     # ---- exports and the end of the run -------------------------------------------------------------------
     def export_dir(self, name: str) -> Path:
@@ -139,12 +163,14 @@ class RunContext:
         return export_hf(engine, self.processor, dest, is_main=self.dist.is_main)
 
     def finish(self, exported: Path | None, stats=None) -> None:
+        from reasonkit.secrets import scrub_text
+
         ck = self.recipe.train.ckpt
         self.ckpt.close()
         if exported is not None:
             for q in self.uploads:
                 if q.name == "hf" or ck.upload_s3 in (True, "final", "all"):
-                    q.submit(exported, f"{ck.s3_prefix.rstrip('/')}/final" if q.name == "s3" else "")
+                    q.submit(exported, "final" if q.name == "s3" else "")
         failures = [f for q in self.uploads for f in q.close()]
         results = [r for q in self.uploads for r in q.results]
         if self.loggers is not None:
@@ -161,6 +187,26 @@ class RunContext:
                          f"over-long, {stats.truncated} truncated")
         lines += [f"  uploaded:     {r}" for r in results]
         lines += [f"  UPLOAD FAILED: {f.folder} -> {f.uploader} {f.dest}: {f.error}" for f in failures]
-        lines.append(f"  resume:       reasonkit train {self.command} --config <recipe> --set train.resume=true")
-        lines.append(f"  evaluate:     reasonkit eval <benchmark> --model {exported}")
-        print("\n".join(lines), file=sys.stderr)
+        lines.append(f"  resume:       {self.resume_command()}")
+        if exported:
+            lines.append(f"  evaluate:     reasonkit eval <benchmark> --model {exported}")
+        print(scrub_text("\n".join(lines)), file=sys.stderr)
+
+    def resume_command(self) -> str:
+        """The `reasonkit train` command line that continues this run from its newest checkpoint."""
+        import shlex
+
+        if self.recipe.source is None:  # built in code, not loaded from a file
+            return f"reasonkit train {self.command} --config <recipe> --set train.resume=true"
+        path, overrides = self.recipe.source
+        cmd = ["reasonkit", "train", self.command, "--config", str(path)]
+        for item in overrides:
+            if not item.replace(" ", "").startswith("train.resume="):
+                cmd += ["--set", item]
+        cmd += ["--set", "train.resume=true"]
+        if self.dist.world > 1:
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world))
+            cmd += ["--nproc-per-node", str(local)]
+            if self.dist.world > local:  # each node also passes its own --node-rank and the rendezvous options
+                cmd += ["--nnodes", str(self.dist.world // local)]
+        return shlex.join(cmd)
