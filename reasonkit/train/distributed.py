@@ -39,9 +39,14 @@ def init_distributed() -> Dist:
     becomes a world of one (without these variables DeepSpeed would look for MPI)."""
     import torch
 
+    init_method = None
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(_free_port()))
+        # A world of one needs no rendezvous port (a free port picked now can be taken by the time it binds)
+        import tempfile
+
+        init_method = f"file://{tempfile.mkdtemp(prefix='reasonkit-pg-')}/store"
     on_gpu = torch.cuda.is_available()
     if not on_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -51,7 +56,8 @@ def init_distributed() -> Dist:
     if on_gpu:
         torch.cuda.set_device(local_rank)
     if not torch.distributed.is_initialized():
-        deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", verbose=False)
+        deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", verbose=False, init_method=init_method,
+                                   rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
     return Dist(rank=torch.distributed.get_rank(), world=torch.distributed.get_world_size(), local_rank=local_rank,
                 device=f"cuda:{local_rank}" if on_gpu else "cpu")
 
