@@ -54,10 +54,12 @@ def make_scenes(n: int, seed: int, split: int, tasks: Sequence[str],
     out = []
     for i in range(n):
         value, letter = plan[i]
-        for attempt in range(100):
+        for attempt in range(100):  # positions are continuous: a clash with the other split is a rare event
             scene = TASKS[tasks[i % len(tasks)]](np.random.default_rng([seed, split, _SCENE, i, attempt]), value)
             if scene.signature() not in exclude:
                 break
+        else:
+            raise RuntimeError(f"scene {i}: no scene outside the excluded split after 100 attempts")
         out.append((scene, letter))
     return out
 

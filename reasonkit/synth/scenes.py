@@ -51,7 +51,7 @@ class Scene:
     question: str
     values: tuple[str, ...]  # every option text, in canonical order (independent of the answer)
     answer: int  # index into values
-    reasoning: str  # one or two sentences for the SFT target
+    reasoning: str  # SFT target: the visual fact first, in the fewest words (what a tiny model can learn)
 
     def signature(self) -> str:
         """Identity of the scene's content, to keep train and test splits disjoint."""
@@ -122,11 +122,8 @@ def direction(rng: np.random.Generator, value: int) -> Scene:
     objs = [target]
     for look in looks[1:]:  # a still distractor: the question is about the named object's motion
         objs.append(Obj(*look, *_free_spot(rng, _path(target))))
-    names = {"left": ("right", "left"), "right": ("left", "right"), "up": ("bottom", "top"),
-             "down": ("top", "bottom")}[values[value]]
     return Scene("direction", tuple(objs), f"In which direction does the {target.name} move?", values, value,
-                 f"The {target.name} starts near the {names[0]} and ends near the {names[1]}, "
-                 f"so it moves {values[value]}.")
+                 f"The {target.name} moves {values[value]}.")
 
 
 def count(rng: np.random.Generator, value: int) -> Scene:
@@ -136,11 +133,8 @@ def count(rng: np.random.Generator, value: int) -> Scene:
     for look in _looks(rng, value + 1):
         taken.append(_free_spot(rng, taken))
         objs.append(Obj(*look, *taken[-1]))
-    names = [f"a {o.name}" for o in objs]
-    listed = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return Scene("count", tuple(objs), "How many objects are in the video?", values, value,
-                 f"I see {listed}, so there {'is' if value == 0 else 'are'} {values[value]} "
-                 f"object{'' if value == 0 else 's'}.")
+                 f"There {'is' if value == 0 else 'are'} {values[value]} object{'' if value == 0 else 's'}.")
 
 
 def _two_lanes(rng, gap: float) -> tuple[float, float]:
@@ -161,8 +155,7 @@ def faster(rng: np.random.Generator, value: int) -> Scene:
     fast, slow = objs[value], objs[1 - value]
     return Scene("faster", tuple(objs), f"Which object moves faster, the {objs[0].name} or the {objs[1].name}?",
                  (f"the {objs[0].name}", f"the {objs[1].name}"), value,
-                 f"The {fast.name} travels far while the {slow.name} moves only a little, "
-                 f"so the {fast.name} is faster.")
+                 f"The {fast.name} moves fast and the {slow.name} moves slowly, so the {fast.name} is faster.")
 
 
 def collide(rng: np.random.Generator, value: int) -> Scene:
@@ -182,8 +175,8 @@ def collide(rng: np.random.Generator, value: int) -> Scene:
         a, b = Obj(*a_look, float(la), ends[0], 0.0, sa), Obj(*b_look, float(lb), ends[1], 0.0, -sb)
     objs = (a, b) if rng.integers(0, 2) else (b, a)
     first, second = objs
-    reason = ("along the same line, so they will collide" if value == 0
-              else "on different lines, so they will pass each other without colliding")
+    reason = ("on the same line, so they will collide" if value == 0
+              else "on different lines, so they will pass each other")
     return Scene("collide", objs,
                  f"If they keep moving the same way, will the {first.name} and the {second.name} collide?",
                  values, value, f"The {first.name} and the {second.name} move toward each other {reason}.")
@@ -203,7 +196,7 @@ def moving(rng: np.random.Generator, value: int) -> Scene:
             taken.append(spot)
             objs.append(Obj(*look, *spot))
     return Scene("moving", tuple(objs), "Which object is moving?", tuple(f"the {o.name}" for o in objs), value,
-                 f"The {target.name} changes position while the other objects stay still.")
+                 f"The {target.name} moves and the other objects stay still.")
 
 
 TASKS: dict[str, Callable[[np.random.Generator, int], Scene]] = {
