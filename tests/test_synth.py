@@ -158,6 +158,9 @@ def test_annotation_is_upstream_format_and_plugin_loads_it(synth_data_dir, fresh
     assert collections.Counter(s.metadata["task"] for s in samples) == {t: 4 for t in TASKS}
     for s in samples:
         assert 2 <= len(s.choices) <= 5 and s.answer in s.choices and s.video.is_file()
+    fixed = {"direction": ["left", "right", "up", "down"], "count": ["1", "2", "3", "4"], "collide": ["yes", "no"]}
+    for s in samples:  # the default keeps each task's option order
+        assert list(s.choices.values()) == fixed.get(s.metadata["task"], list(s.choices.values()))
     bench = fresh_plugins.get_benchmark(NAME)
     assert bench.frame_spec == FRAME_SPEC
     assert [s.id for s in bench.load(synth_data_dir)] == [s.id for s in samples]
@@ -218,12 +221,13 @@ def test_training_split_matches_eval_prompts_and_is_disjoint(synth_data_dir):
 
 
 # ---------------------------------------------------------------- balance, no text shortcut, determinism
-def test_answers_are_balanced_and_text_gives_no_shortcut():
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_answers_are_balanced_and_text_gives_no_shortcut(shuffle):
     scenes = make_scenes(200, 0, 0, tuple(TASKS))
     rng = np.random.default_rng(0)
     by_task = collections.defaultdict(list)
     for scene, letter in scenes:
-        by_task[scene.task].append((scene, qa_record(scene, letter, rng)))
+        by_task[scene.task].append((scene, qa_record(scene, letter if shuffle else None, rng)))
     for task, items in by_task.items():
         m = N_VALUES[task]
         letters = collections.Counter(qa["answer"] for _, qa in items)
@@ -233,6 +237,8 @@ def test_answers_are_balanced_and_text_gives_no_shortcut():
         for scene, qa in items:  # the options are always the full value set, whatever the answer
             assert sorted(qa["index2ans"].values()) == sorted(scene.values)
             assert qa["index2ans"][qa["answer"]] == scene.values[scene.answer]
+            if not shuffle:  # fixed order: the option list does not depend on the answer
+                assert list(qa["index2ans"].values()) == list(scene.values)
     # where options name objects, the right one is the first-named as often as not
     first = [scene.answer == 0 for scene, _ in by_task["faster"]]
     assert abs(sum(first) - len(first) / 2) <= 1
@@ -252,7 +258,8 @@ def test_benchmark_is_deterministic_for_a_seed(tmp_path):
 
 # ---------------------------------------------------------------- CLI
 def test_cli_builds_a_benchmark(tmp_path, capsys):
-    assert main(["synth", "benchmark", "--out", str(tmp_path), "--n", "5", "--train-n", "3", "--seed", "1"]) == 0
+    assert main(["synth", "benchmark", "--out", str(tmp_path), "--n", "5", "--train-n", "3", "--seed", "1",
+                 "--shuffle-options"]) == 0
     assert len(load_samples(tmp_path, NAME)) == 5 and len(_rows(tmp_path, "sft")) == 3
     assert "benchmark" in capsys.readouterr().out
     assert main(["synth", "model", "--out", str(tmp_path / "m"), "--size", "huge"]) == 2

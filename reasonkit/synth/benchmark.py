@@ -15,8 +15,14 @@ is exactly the eval prompt text (``reasonkit.prompts.question_text(sample, "reas
 is ``<think> reasoning </think>\\n\\n<answer>X</answer>``, so training matches evaluation.
 
 Answers are balanced per task, both in value (direction, count, ...) and in letter position, and every question of
-a task offers the same option set: the text alone carries no information about the answer. Train and test scenes
-come from different random streams and share no scene. Everything is a pure function of ``seed``.
+a task offers the same option set: the text alone carries no information about the answer (a model trained on
+blank videos stays at chance). Options come in each task's fixed order by default (left, right, up, down; 1..4;
+yes, no; objects in an order drawn independently of the answer), so the letter follows from what is seen; with
+``shuffle_options=True`` the answer's letter is dealt independently of its value and the model must also look the
+letter up among the options. Measured with CPU SFT of the tiny model: that in-context lookup was still unlearned
+after 1,200 steps (the letter matched the model's own stated answer at chance rate), so shuffled options turn the
+learning demo into a lookup-learning demo. Train and test scenes come from different random streams and share no
+scene. Everything is a pure function of ``seed``.
 """
 
 from __future__ import annotations
@@ -64,11 +70,15 @@ def make_scenes(n: int, seed: int, split: int, tasks: Sequence[str],
     return out
 
 
-def qa_record(scene: Scene, letter: int, rng: np.random.Generator) -> dict[str, Any]:
-    """The upstream question dict: the answer's option goes to ``letter``, the others in random order."""
-    others = [v for j, v in enumerate(scene.values) if j != scene.answer]
-    others = [others[j] for j in rng.permutation(len(others))]
-    options = [*others[:letter], scene.values[scene.answer], *others[letter:]]
+def qa_record(scene: Scene, letter: int | None, rng: np.random.Generator) -> dict[str, Any]:
+    """The upstream question dict: the answer's option goes to ``letter``, the others in random order; with
+    ``letter=None`` the options keep the task's canonical order (the answer letter then follows the value)."""
+    if letter is None:
+        options, letter = list(scene.values), scene.answer
+    else:
+        others = [v for j, v in enumerate(scene.values) if j != scene.answer]
+        others = [others[j] for j in rng.permutation(len(others))]
+        options = [*others[:letter], scene.values[scene.answer], *others[letter:]]
     return {"question": scene.question, "index2ans": dict(zip(LETTERS, options)), "answer": LETTERS[letter],
             "task": scene.task}
 
@@ -107,17 +117,19 @@ def _write_json(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp.replace(path)
 
 
-def _write_split(root: Path, name: str, split: str, scenes: list[tuple[Scene, int]], rng: np.random.Generator):
+def _write_split(root: Path, name: str, split: str, scenes: list[tuple[Scene, int]], rng: np.random.Generator,
+                 shuffle: bool):
     clips = root / "clips"
     clips.mkdir(parents=True, exist_ok=True)
     for i, (scene, letter) in enumerate(scenes):
         video = f"clips/{name}-{split}-{i:05d}.mp4"
         write_clip(root / video, render_clip(scene))
-        yield video, scene, qa_record(scene, letter, rng)
+        yield video, scene, qa_record(scene, letter if shuffle else None, rng)
 
 
 def build_benchmark(data_dir: Path | str, name: str = "synthphys", n: int = 200, seed: int = 0,
-                    train_n: int | None = None, tasks: Sequence[str] | None = None) -> dict[str, Path]:
+                    train_n: int | None = None, tasks: Sequence[str] | None = None,
+                    shuffle_options: bool = False) -> dict[str, Path]:
     """Write ``n`` test questions (one per clip) and ``train_n`` training rows (default ``4 * n``) under
     ``data_dir`` in the layout above; returns the paths of the three annotation files."""
     tasks = tuple(tasks or TASKS)
@@ -133,13 +145,13 @@ def build_benchmark(data_dir: Path | str, name: str = "synthphys", n: int = 200,
     test = make_scenes(n, seed, _TEST, tasks)
     option_rng = np.random.default_rng([seed, _TEST, _OPTIONS])
     annotation = [{"video": video, "qa_pairs": [qa]}
-                  for video, _, qa in _write_split(bench, name, "test", test, option_rng)]
+                  for video, _, qa in _write_split(bench, name, "test", test, option_rng, shuffle_options)]
     _write_json(bench / f"{name}_benchmark_qa_pairs.json", annotation)
 
     train = make_scenes(train_n, seed, _TRAIN, tasks, exclude=frozenset(s.signature() for s, _ in test))
     option_rng = np.random.default_rng([seed, _TRAIN, _OPTIONS])
     sft_rows, rl_rows = [], []
-    for video, scene, qa in _write_split(sft, name, "train", train, option_rng):
+    for video, scene, qa in _write_split(sft, name, "train", train, option_rng, shuffle_options):
         sft_rows.append(sft_row(video, qa, scene, name))
         rl_rows.append({"video": video, "qa_pairs": qa})
     shutil.copytree(sft / "clips", rl / "clips")

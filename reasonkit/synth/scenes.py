@@ -17,7 +17,7 @@ import numpy as np
 SIZE = 112  # frame side in px: a multiple of 28 and the synthphys FrameSpec maximum, so frames reach the model as is
 FPS = 8  # encoded frame rate; the benchmark samples 4 fps from it
 FRAMES = 16  # 2 s per clip -> 8 sampled frames -> 4 temporal patches of 4x4 merged tokens
-OBJ = 22  # object side / diameter in px (a merged vision token covers 28 px)
+OBJ = 28  # object side / diameter in px: one merged vision token (28 px) at least, so objects are not sub-token
 BACKGROUND = (24, 24, 32)
 COLORS = {"red": (230, 40, 40), "green": (40, 200, 60), "blue": (60, 100, 255), "yellow": (240, 220, 40),
           "white": (235, 235, 235)}
