@@ -1,7 +1,8 @@
 """How long the small offline world takes to build: the tiny model and a 200-question synthphys benchmark.
 
-Baseline measured in the same run: rendering + encoding the same clips with nothing else (the floor of
-``build_benchmark``), so the ratio shows what annotation writing, balancing and copying cost on top.
+Each build runs as the user runs it (`reasonkit synth ...` in a fresh process: interpreter start and imports
+included). Baseline measured in the same run: rendering + encoding the same 200 clips in-process with nothing else
+(the floor of a benchmark build), so the ratio shows what start-up, annotation writing and balancing add.
 
     .venv/bin/python bench/bench_synth.py [--n 200] [--train-n 800]
 """
@@ -9,15 +10,17 @@ Baseline measured in the same run: rendering + encoding the same clips with noth
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 
-def timed(fn):
+def cli(*args: str) -> float:
     start = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - start
+    subprocess.run([sys.executable, "-m", "reasonkit", "synth", *args], check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -25,39 +28,33 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--train-n", type=int, default=800)
     args = parser.parse_args()
+    n = str(args.n)
 
-    _, t_import = timed(lambda: __import__("transformers") and __import__("torch"))
-    from reasonkit.synth.benchmark import build_benchmark, make_scenes, write_clip
-    from reasonkit.synth.model import build_tiny_model
+    from reasonkit.synth.benchmark import make_scenes, write_clip
     from reasonkit.synth.scenes import TASKS, render_clip
-    from reasonkit.synth.tokenizer import build_tokenizer
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        _, t_tok = timed(build_tokenizer)
-        _, t_tiny = timed(lambda: build_tiny_model(root / "tiny", size="tiny"))
-        _, t_small = timed(lambda: build_tiny_model(root / "small", size="small"))
-        _, t_test = timed(lambda: build_benchmark(root / "test-only", n=args.n, train_n=0))
-        _, t_full = timed(lambda: build_benchmark(root / "full", n=args.n, train_n=args.train_n))
-
-        def floor():
-            (root / "floor").mkdir()
-            for i, (scene, _) in enumerate(make_scenes(args.n, 0, 0, tuple(TASKS))):
-                write_clip(root / "floor" / f"{i}.mp4", render_clip(scene))
-
-        _, t_floor = timed(floor)
-        size_kb = sum(p.stat().st_size for p in (root / "full").rglob("*") if p.is_file()) / 1024
-        tiny_kb = sum(p.stat().st_size for p in (root / "tiny").iterdir()) / 1024
+        t_tiny = cli("model", "--out", str(root / "tiny"), "--size", "tiny")
+        t_small = cli("model", "--out", str(root / "small"), "--size", "small")
+        t_test = cli("benchmark", "--out", str(root / "test"), "--n", n, "--train-n", "0")
+        t_full = cli("benchmark", "--out", str(root / "full"), "--n", n, "--train-n", str(args.train_n))
+        (root / "floor").mkdir()
+        start = time.perf_counter()
+        for i, (scene, _) in enumerate(make_scenes(args.n, 0, 0, tuple(TASKS))):
+            write_clip(root / "floor" / f"{i}.mp4", render_clip(scene))
+        t_floor = time.perf_counter() - start
+        tiny_kib = sum(p.stat().st_size for p in (root / "tiny").iterdir()) / 1024
+        small_kib = sum(p.stat().st_size for p in (root / "small").iterdir()) / 1024
+        full_mib = sum(p.stat().st_size for p in (root / "full").rglob("*") if p.is_file()) / 2**20
 
     total = t_tiny + t_test
-    print(f"import torch+transformers      {t_import:6.2f} s (paid once, before the builds below)")
-    print(f"tokenizer training             {t_tok:6.2f} s")
-    print(f"build_tiny_model(tiny)         {t_tiny:6.2f} s  ({tiny_kb:.0f} KiB on disk)")
-    print(f"build_tiny_model(small)        {t_small:6.2f} s")
-    print(f"benchmark n={args.n} (test only)   {t_test:6.2f} s  ({1000 * t_test / max(args.n, 1):.1f} ms/clip)")
-    print(f"benchmark n={args.n} + train {args.train_n}  {t_full:6.2f} s  ({size_kb / 1024:.1f} MiB on disk)")
-    print(f"baseline render+encode n={args.n}  {t_floor:6.2f} s  -> build/baseline {t_test / t_floor:.2f}x")
-    print(f"tiny model + {args.n}-question benchmark: {total:.1f} s (budget 60 s) {'OK' if total < 60 else 'OVER'}")
+    print(f"synth model --size tiny          {t_tiny:6.2f} s  ({tiny_kib:.0f} KiB)")
+    print(f"synth model --size small         {t_small:6.2f} s  ({small_kib:.0f} KiB)")
+    print(f"synth benchmark --n {n} (test)    {t_test:6.2f} s")
+    print(f"synth benchmark --n {n} + {args.train_n} train {t_full:6.2f} s  ({full_mib:.1f} MiB)")
+    print(f"baseline: render+encode {n} clips {t_floor:6.2f} s  -> test build / baseline {t_test / t_floor:.2f}x")
+    print(f"tiny model + {n}-question benchmark: {total:.1f} s (budget 60 s): {'OK' if total < 60 else 'OVER'}")
 
 
 if __name__ == "__main__":
