@@ -246,12 +246,12 @@ def test_answers_are_balanced_and_text_gives_no_shortcut(shuffle):
 
 def test_benchmark_is_deterministic_for_a_seed(tmp_path):
     def build(root, seed):
-        build_benchmark(root, n=5, train_n=5, seed=seed)
+        build_benchmark(root, n=10, train_n=10, seed=seed)
         files = sorted(p for p in root.rglob("*") if p.is_file())
         return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
     a, b, c = build(tmp_path / "a", 7), build(tmp_path / "b", 7), build(tmp_path / "c", 8)
-    assert a == b and len(a) == 3 + 5 + 5 + 5
+    assert a == b and len(a) == 3 + 10 + 10 + 10
     annotation = f"benchmark/{NAME}/{NAME}_benchmark_qa_pairs.json"
     assert a[annotation] != c[annotation]
 

@@ -95,19 +95,42 @@ def sft_row(video: str, qa: dict[str, Any], scene: Scene, name: str) -> dict[str
                                               {"role": "assistant", "content": target}]}
 
 
+def yuv420p_frame(rgb: np.ndarray):
+    """A PyAV yuv420p frame from (H, W, 3) uint8 RGB (BT.601 limited range, what decoders assume for an untagged
+    stream), converted here and written with zeroed row padding: swscale's RGB->YUV output (and the padding
+    ``from_ndarray`` leaves) differed between calls on identical frames (PyAV 18), so the encoder saw different
+    input."""
+    import av
+
+    x = rgb.astype(np.float32)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    h, w = r.shape
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = (128 - 0.148 * r - 0.291 * g + 0.439 * b).reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    v = (128 + 0.439 * r - 0.368 * g - 0.071 * b).reshape(h // 2, 2, w // 2, 2).mean((1, 3))
+    frame = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(frame.planes, (y, u, v)):
+        rows = np.zeros((plane.height, plane.line_size), np.uint8)
+        rows[:, : data.shape[1]] = np.clip(np.rint(data), 0, 255)
+        plane.update(rows)
+    return frame
+
+
 def write_clip(path: Path, frames: np.ndarray) -> None:
     """Encode (T, H, W, 3) uint8 frames as H.264 yuv420p mp4 (MPEG-4 part 2 if libx264 is missing).
-    One encoder thread: the bitstream then depends only on the frames."""
+    The bytes depend only on the frames: one encoder thread, fully defined input frames, and no macroblock-tree /
+    adaptive-quantisation / psy passes (with them, 1 clip in 3-10 came out different on a re-run, x264 core 165)."""
     import av
 
     with av.open(str(path), "w", format="mp4") as out:
         try:
-            stream = out.add_stream("libx264", rate=FPS, options={"crf": "18", "preset": "fast", "threads": "1"})
+            stream = out.add_stream("libx264", rate=FPS, options={
+                "crf": "18", "preset": "fast", "threads": "1", "x264-params": "mbtree=0:aq-mode=0:psy=0"})
         except (av.error.FFmpegError, ValueError):  # pragma: no cover - FFmpeg builds without x264
             stream = out.add_stream("mpeg4", rate=FPS, options={"qscale": "2", "threads": "1"})
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         for array in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(array, format="rgb24")))
+            out.mux(stream.encode(yuv420p_frame(array)))
         out.mux(stream.encode())
 
 
