@@ -106,8 +106,8 @@ def test_generate_on_a_real_clip(loaded, synth_data_dir):
     inputs = processor(text=[text], videos=[frames.array], video_metadata=[frames.metadata()],
                        do_sample_frames=False, return_tensors="pt")
     t, h, w = inputs["video_grid_thw"][0].tolist()
-    assert (t, h, w) == (FRAMES // 2 // 2, SIZE // 14, SIZE // 14)  # 8 sampled frames, temporal patch 2
-    assert inputs["second_per_grid_ts"].tolist() == [0.5]  # 2 frames per temporal patch at 4 fps
+    assert (t, h, w) == (FRAMES // 4 // 2, SIZE // 14, SIZE // 14)  # 4 sampled frames, temporal patch 2
+    assert inputs["second_per_grid_ts"].tolist() == [1.0]  # 2 frames per temporal patch at 2 fps
     assert int((inputs["input_ids"] == model.config.video_token_id).sum()) == t * h * w // 4
     with torch.inference_mode():
         out = model.generate(**inputs, max_new_tokens=8, do_sample=False)
@@ -177,8 +177,8 @@ def test_clips_decode_to_the_promised_frames(synth_data_dir):
         assert sum(1 for _ in container.decode(stream)) == FRAMES
     for clip in clips[:5]:
         frames = load_frames(clip, FRAME_SPEC)
-        assert frames.array.shape == (8, SIZE, SIZE, 3) and frames.array.dtype == np.uint8
-        assert frames.fps == pytest.approx(4.0) and frames.source_frames == FRAMES
+        assert frames.array.shape == (4, SIZE, SIZE, 3) and frames.array.dtype == np.uint8
+        assert frames.fps == pytest.approx(2.0) and frames.source_frames == FRAMES
 
 
 def test_solver_gets_everything_right(synth_data_dir):
@@ -195,8 +195,8 @@ def test_solver_on_raw_rendered_frames():
 
     for scene, letter in make_scenes(25, 3, 0, tuple(TASKS)):
         qa = qa_record(scene, letter, np.random.default_rng(0))
-        frames = render_clip(scene)[:: FPS // 4]  # 4 fps, evenly spaced
-        assert solve(frames, qa) == qa["answer"]
+        frames = render_clip(scene)[:: FPS // 2]  # 2 fps, evenly spaced
+        assert solve(frames, qa, fps=2.0) == qa["answer"]
 
 
 def test_training_split_matches_eval_prompts_and_is_disjoint(synth_data_dir):

@@ -43,7 +43,7 @@ def robofail() -> UpstreamBenchmark:
 
 
 def synthphys() -> UpstreamBenchmark:
-    # Small clips for the tiny model (8 frames of 112x112 at 4 fps); the spec lives beside the generator so the
+    # Small clips for the tiny model (4 frames of 112x112 at 2 fps); the spec lives beside the generator so the
     # two cannot drift apart.
     from reasonkit.synth.benchmark import FRAME_SPEC
 

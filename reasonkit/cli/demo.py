@@ -8,25 +8,27 @@ from pathlib import Path
 import typer
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "synthphys-sft.toml"
+DEMO_EPOCHS = 3  # a short run: the recipe's full length is what the learning test (tests/test_learning.py) proves
 
 
 def demo_command(
     out: Path = typer.Option(Path("demo"), "--dir", help="Where the model, data, runs and results go."),
     train: bool = typer.Option(True, "--train/--no-train", help="Also fine-tune and evaluate again."),
-    n: int = typer.Option(100, "--n", help="Test questions."),
-    train_n: int = typer.Option(400, "--train-n", help="Training rows."),
+    n: int = typer.Option(200, "--n", help="Test questions."),
+    train_n: int = typer.Option(2000, "--train-n", help="Training rows."),
+    epochs: int = typer.Option(DEMO_EPOCHS, "--epochs", help="SFT epochs over the training rows."),
 ) -> None:
-    """Build a small model and the synthphys benchmark, evaluate, fine-tune, evaluate again — offline."""
+    """Build a tiny model and the synthphys benchmark, evaluate, fine-tune, evaluate again — offline."""
     from reasonkit.config import EvalConfig, load_config, preset_path
     from reasonkit.evaluate.runner import run_eval
-    from reasonkit.scoring.report import print_table, summarize
-    from reasonkit.synth.benchmark import build_benchmark
+    from reasonkit.scoring.report import accuracy_by_task, print_table, summarize
+    from reasonkit.synth.benchmark import CHANCE, build_benchmark
     from reasonkit.synth.model import build_tiny_model
     from reasonkit.train.recipe import load_recipe
 
     model, data, results = out / "model", out / "data", out / "results"
     if not (model / "config.json").exists():
-        build_tiny_model(model, size="small", seed=0)
+        build_tiny_model(model, size="tiny", seed=0)
     if not (data / "benchmark" / "synthphys").exists():
         build_benchmark(data, name="synthphys", n=n, train_n=train_n, seed=0)
 
@@ -36,15 +38,24 @@ def demo_command(
         return run_eval(cfg)
 
     stores = evaluate(model)
+    columns = {"before": stores}
     if train:
         from reasonkit.train.sft import train_sft
 
         run_dir = out / "runs" / "sft"
         recipe = load_recipe(RECIPE, [f"policy.model_name_or_path={model}", f"train.train_policy.dataset.path={data}",
-                                      f"train.output_dir={run_dir}", "train.resume=true"])
+                                      f"train.output_dir={run_dir}", f"train.epoch={epochs}", "train.resume=true"])
         final = run_dir / "final"
         if not (final / "config.json").exists():
             train_sft(recipe)
-        stores += evaluate(final)
+        columns["after SFT"] = evaluate(final)
+        stores += columns["after SFT"]
     typer.echo("\nsynthphys accuracy before and after SFT (one row per model):")
     print_table(summarize(stores))
+    by_task = {name: accuracy_by_task([r for s in col for r in s.records()]) for name, col in columns.items()}
+    typer.echo("\nper question type (chance = a uniform guess):")
+    typer.echo(f"{'task':<10} {'chance':>7}" + "".join(f" {name:>10}" for name in by_task))
+    for task in [*CHANCE, "all"]:
+        chance = CHANCE.get(task, sum(CHANCE.values()) / len(CHANCE))
+        typer.echo(f"{task:<10} {chance:>7.0%}" + "".join(f" {acc.get(task, float('nan')):>10.0%}"
+                                                          for acc in by_task.values()))

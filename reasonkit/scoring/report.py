@@ -50,6 +50,17 @@ def dedup(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def accuracy_by_task(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Accuracy per question type (``meta["task"]``, e.g. synthphys' count or direction; "-" without one) and over
+    all questions ("all"). Unscored questions count as wrong, as in :func:`accuracy`."""
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for r in dedup(records):
+        groups[(r.get("meta") or {}).get("task", "-")].append(bool(r.get("correct")))
+    out = {task: sum(hits) / len(hits) for task, hits in sorted(groups.items())}
+    out["all"] = sum(map(sum, groups.values())) / max(1, sum(map(len, groups.values())))
+    return out
+
+
 def summarize(stores: list[ResultStore]) -> list[dict[str, Any]]:
     """One row per (model, answer_type, dataset), seeds aggregated; plus macro/micro rows per model."""
     runs: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)

@@ -17,16 +17,20 @@ from pathlib import Path
 
 # text: hidden, layers, heads, kv heads, mlp | vision: hidden, depth, heads, mlp. head_dim is 32 in both sizes.
 SIZES = {
-    # seconds-fast CPU tests
+    # CPU tests and the SFT/GRPO learning runs (recipes/synthphys-*.toml, tests/test_learning.py, `reasonkit demo`).
+    # Per CPU minute the narrowest model learned synthphys fastest (bench/RESULTS.md).
     "tiny": dict(hidden=64, layers=2, heads=2, kv_heads=1, mlp=128,
                  v_hidden=64, v_depth=2, v_heads=2, v_mlp=128),
-    # the SFT learning demo. Measured on CPU SFT (synthphys, batch 8, lr 2e-3): wider learns slower per minute here
-    # (192 wide x 4 layers: at chance after 1,000 steps); this size reached 51% (chance 37%) after 2,000 steps.
+    # 3x the parameters, for runs with more compute (on CPU it learned synthphys slower per minute than tiny).
     "small": dict(hidden=128, layers=3, heads=4, kv_heads=2, mlp=384,
                   v_hidden=128, v_depth=2, v_heads=4, v_mlp=384),
 }
 HEAD_DIM = 32
 MROPE_SECTION = [4, 6, 6]  # temporal, height, width rotary pairs: sums to HEAD_DIM / 2
+# Qwen's 1e6 suits 128-dim heads and long contexts; with 16 rotary pairs it leaves the height/width sections (the
+# lowest frequencies) turning by < 0.001 rad across a synthphys frame's 4x4 token grid. 10 makes them turn by
+# 0.1-0.6 rad per token while the temporal section still separates the short text positions.
+ROPE_THETA = 10.0
 PATCH, TEMPORAL_PATCH, MERGE = 14, 2, 2
 VIDEO_PIXELS = (28 * 28, 768 * 28 * 28)  # per frame: accepts the small synthphys frames; upstream's maximum above
 IMAGE_PIXELS = (28 * 28, 1024 * 28 * 28)
@@ -47,7 +51,8 @@ def build_config(size: str, tokenizer):
             vocab_size=len(tokenizer), hidden_size=s["hidden"], intermediate_size=s["mlp"],
             num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["kv_heads"],
             max_position_embeddings=32768, rms_norm_eps=1e-6,
-            rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": MROPE_SECTION},
+            rope_parameters={"rope_type": "default", "rope_theta": ROPE_THETA,
+                             "mrope_section": MROPE_SECTION},
             bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"],
             initializer_range=s["hidden"] ** -0.5,
         ),

@@ -33,6 +33,7 @@ class TrainPolicySection(Strict):
     overlong: Literal["drop", "truncate"] = "drop"  # reasonkit: samples longer than model_max_length
     system_prompt: str | None = SYSTEM_PROMPT  # reasonkit: added when a row has no system turn (as in eval)
     dataloader_num_workers: int = Field(1, ge=0)  # clips decoded ahead of the step in background threads
+    blank_video: bool = False  # reasonkit ablation: train on all-black frames (does the gain come from pixels?)
     # GRPO
     reward_function: list[str] | dict[str, float] = ["scorer:upstream", "format"]
     temperature: float = Field(1.0, gt=0)  # drives rollout sampling AND the trainer's log-prob rescaling

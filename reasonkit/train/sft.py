@@ -57,7 +57,7 @@ def decode(row: dict[str, Any], spec: FrameSpec, blank: bool):
     return frames
 
 
-def train_sft(recipe: Recipe, *, blank_video: bool = False) -> Path | None:
+def train_sft(recipe: Recipe) -> Path | None:
     import torch
 
     from reasonkit.backends.loading import check_model_dir
@@ -114,7 +114,7 @@ def train_sft(recipe: Recipe, *, blank_video: bool = False) -> Path | None:
             for m in range(position, len(micro)):
                 for ahead in range(m, min(m + 1 + 2 * accum, len(micro))):
                     if ahead not in window:
-                        window[ahead] = [pool.submit(decode, rows[i], spec, blank_video) for i in micro[ahead]]
+                        window[ahead] = [pool.submit(decode, rows[i], spec, policy.blank_video) for i in micro[ahead]]
                 frames = [f.result() for f in window.pop(m)]
                 encoded = [e for e in (collator.encode_one(rows[i], fr) for i, fr in zip(micro[m], frames))
                            if e is not None]
