@@ -1,7 +1,7 @@
-"""The proof that post-training trains, on synthphys with the tiny model on CPU: eval -> SFT -> eval (issue #5),
-the control that trains the same way on blanked videos, and GRPO from the SFT export (issue #7). Everything goes
-through the CLI a user runs (`reasonkit synth`, `reasonkit eval`, `reasonkit train sft|grpo` with the shipped
-recipes on real DeepSpeed ZeRO-2) on real H.264 clips; each training run takes minutes. The figures per question
+"""The proof that SFT trains (issue #5), on synthphys with the tiny model on CPU: eval -> SFT -> eval, and the
+control that trains the same way on blanked videos. Everything goes through the CLI a user runs (`reasonkit
+synth`, `reasonkit eval`, `reasonkit train sft` with the shipped recipe on real DeepSpeed ZeRO-2) on real H.264
+clips; each training run takes ~15 minutes on 2 cores. The figures per question
 type are printed (`pytest -s`), written to ``learning.json`` beside the runs, and recorded in bench/RESULTS.md."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from reasonkit.synth.benchmark import CHANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "synthphys-sft.toml"
-GRPO_RECIPE = ROOT / "recipes" / "synthphys-grpo.toml"
 TEST_N, TRAIN_N = 200, 2000
 
 pytestmark = pytest.mark.slow
@@ -50,19 +49,13 @@ def evaluate(world: Path, model: Path, tag: str) -> tuple[dict[str, float], floa
     return accuracy_by_task(records), chance
 
 
-def finetune(world: Path, tag: str, *overrides: str, trainer: str = "sft", start: Path | None = None) -> Path:
+def finetune(world: Path, tag: str, *overrides: str) -> Path:
     out = world / "runs" / tag
-    sets = [f"policy.model_name_or_path={start or world / 'model'}", f"train.output_dir={out}",
+    sets = [f"policy.model_name_or_path={world / 'model'}", f"train.output_dir={out}",
             f"train.train_policy.dataset.path={world / 'data'}", *overrides]
-    recipe = RECIPE if trainer == "sft" else GRPO_RECIPE
-    reasonkit("train", trainer, "--config", recipe, *[arg for s in sets for arg in ("--set", s)])
+    reasonkit("train", "sft", "--config", RECIPE, *[arg for s in sets for arg in ("--set", s)])
     assert (out / "final" / "model.safetensors").is_file()
     return out / "final"
-
-
-@pytest.fixture(scope="module")
-def sft_export(world):
-    return finetune(world, "pixels")
 
 
 def record(world: Path, name: str, figures: dict) -> None:
@@ -72,9 +65,9 @@ def record(world: Path, name: str, figures: dict) -> None:
     path.write_text(json.dumps(done | {name: figures}, indent=1))
 
 
-def test_sft_closes_half_the_gap_to_perfect_from_pixels(world, sft_export):
+def test_sft_closes_half_the_gap_to_perfect_from_pixels(world):
     before, chance = evaluate(world, world / "model", "before")
-    after, _ = evaluate(world, sft_export, "sft")
+    after, _ = evaluate(world, finetune(world, "pixels"), "sft")
     target = chance + (1 - chance) / 2
     record(world, "sft", {"chance": chance, "target": target, "before": before, "after": after})
     assert before["all"] <= chance + 0.1  # a random-init model answers no better than a guess
@@ -87,17 +80,3 @@ def test_same_training_on_blank_videos_stays_near_chance(world):
     # The text alone says nothing about the answer: options and answers are balanced per task.
     assert abs(after["all"] - chance) <= 0.08, (after, chance)
 
-
-def test_grpo_from_the_sft_export_raises_reward_and_accuracy(world, sft_export):
-    before, chance = evaluate(world, sft_export, "sft")  # already recorded by the SFT test: the eval resumes
-    final = finetune(world, "grpo", trainer="grpo", start=sft_export)
-    after, _ = evaluate(world, final, "grpo")
-    steps = [json.loads(line) for line in (final.parent / "logs" / "metrics.jsonl").read_text().splitlines()]
-    curve = [s["reward/scorer:upstream_mean"] for s in steps if "reward/scorer:upstream_mean" in s]
-    third = len(curve) // 3
-    first, last = sum(curve[:third]) / third, sum(curve[-third:]) / third
-    record(world, "grpo", {"chance": chance, "before": before, "after": after,
-                           "accuracy_reward_first_third": first, "accuracy_reward_last_third": last,
-                           "accuracy_reward_curve": curve})
-    assert last > first + 0.05, curve
-    assert after["all"] > before["all"], (before, after)
