@@ -271,3 +271,15 @@ def test_cli_module_imports_nothing_heavy():
             "print(sorted(m for m in ('torch', 'transformers', 'av', 'numpy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_demo_builds_evaluates_and_prints_accuracy_per_question_type(tmp_path, capsys):
+    """`reasonkit demo` without its SFT stage (the training loop is proven in tests/test_learning.py)."""
+    from reasonkit import cli
+
+    assert cli.main(["demo", "--dir", str(tmp_path / "demo"), "--no-train", "--n", "10", "--train-n", "5"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-7:]}
+    assert set(rows) == {"task", *TASKS, "all"} and rows["task"] == ["chance", "before"]
+    assert rows["count"][0] == "25%" and rows["collide"][0] == "50%"

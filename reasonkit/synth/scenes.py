@@ -1,5 +1,5 @@
 """Procedural scenes for the synthetic physical-reasoning benchmark: big flat-coloured shapes moving at constant
-velocity on a dark background, one question per scene.
+velocity over a dark floor lit in a gradient, one question per scene.
 
 Each task maps ``(rng, value)`` to a :class:`Scene` whose answer is ``values[value]`` (the caller picks ``value``
 so answers are balanced). Every object in a scene has its own colour: questions name objects by colour and shape,
