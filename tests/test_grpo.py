@@ -182,8 +182,9 @@ def test_rewards_are_weighted_penalised_and_equal_groups_found(plugins_with_test
 
 def test_format_reward_rises_for_a_model_that_can_emit_the_tags(tiny_model_dir, tmp_path):
     """Text-only prompts; the tiny model is first taught (plain torch, a few seconds) to write the format about 1
-    time in 5 at temperature 1. GRPO on the `format` reward alone then makes it more frequent. Not a learning
-    curve — a check that the reward signal reaches the weights with the right sign."""
+    time in 5 at temperature 1. GRPO on the `format` reward alone then makes that formatted answer more probable
+    (measured exactly, not from 16 noisy samples a step). Not a learning curve — a check that the reward signal
+    reaches the weights with the right sign."""
     from reasonkit.train.grpo.trainer import train_grpo
 
     rows = [{"qa_pairs": {"question": f"Which way does object {i} move?", "index2ans": {"A": "left", "B": "right"},
@@ -194,29 +195,45 @@ def test_format_reward_rises_for_a_model_that_can_emit_the_tags(tiny_model_dir, 
     recipe = grpo_recipe(model, tmp_path / "rl.json", out, "train.max_steps=6", "train.epoch=10",
                          "train.train_batch_per_replica=16", "rollout.n_generation=8", "rollout.max_response_length=16",
                          "train.train_policy.mini_batch=16", "train.train_policy.reward_function=[format]",
-                         "train.optm_lr=3e-4", "train.ckpt.enable_checkpoint=false",
-                         "train.ckpt.export_safetensors=false", dataset="rl-json")
+                         "train.optm_lr=3e-4", "train.ckpt.enable_checkpoint=false", dataset="rl-json")
     train_grpo(recipe)
     rewards = [r["reward_mean"] for r in logged(out)]
     assert len(rewards) == 6 and max(rewards) > 0, rewards
-    assert sum(rewards[-3:]) / 3 > rewards[0], rewards
+    before, after = (format_probability(m, tmp_path / "rl.json") for m in (model, out / "final"))
+    assert after > before + 0.01, (before, after, rewards)
 
 
-def teach_format(model_dir: Path, rows_file: Path, out: Path, *, target_probability: float) -> Path:
-    """Supervise one fixed formatted answer on the RL prompts until its sequence probability reaches the target."""
+def format_batch(model_dir: Path, rows_file: Path):
+    """The model and processor, and a batch pairing every RL prompt with one fixed formatted answer."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from reasonkit.train.grpo.data import make_prompt
-    from reasonkit.train.grpo.sequences import build_batch, completion_logps
+    from reasonkit.train.grpo.sequences import build_batch
 
-    torch.manual_seed(0)
     processor = AutoProcessor.from_pretrained(model_dir)
     model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=torch.float32)
     tok = processor.tokenizer
     target = tok.encode("<think> ok </think>\n\n<answer>A</answer>", add_special_tokens=False)
     target.append(tok.convert_tokens_to_ids("<|im_end|>"))
     prompts = [make_prompt(row, None, processor, "reasoning") for row in get_dataset("rl-json")(str(rows_file))]
-    batch = build_batch([(p.encoding, target) for p in prompts], pad_id=tok.pad_token_id)
+    return model, processor, build_batch([(p.encoding, target) for p in prompts], pad_id=tok.pad_token_id)
+
+
+def format_probability(model_dir: Path, rows_file: Path) -> float:
+    """Mean probability, at temperature 1, of the fixed formatted answer over the RL prompts."""
+    from reasonkit.train.grpo.sequences import completion_logps
+
+    model, _, batch = format_batch(model_dir, rows_file)
+    with torch.no_grad():
+        return float(completion_logps(model, batch, 1.0).sum(-1).exp().mean())
+
+
+def teach_format(model_dir: Path, rows_file: Path, out: Path, *, target_probability: float) -> Path:
+    """Supervise one fixed formatted answer on the RL prompts until its sequence probability reaches the target."""
+    from reasonkit.train.grpo.sequences import completion_logps
+
+    torch.manual_seed(0)
+    model, processor, batch = format_batch(model_dir, rows_file)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
     for _ in range(80):
         logps = completion_logps(model, batch, 1.0)
