@@ -1,8 +1,13 @@
 """The proof that SFT trains (issue #5), on synthphys with the tiny model on CPU: eval -> SFT -> eval, and the
 control that trains the same way on blanked videos. Everything goes through the CLI a user runs (`reasonkit
 synth`, `reasonkit eval`, `reasonkit train sft` with the shipped recipe on real DeepSpeed ZeRO-2) on real H.264
-clips; each training run takes ~15 minutes on 2 cores. The figures per question
-type are printed (`pytest -s`), written to ``learning.json`` beside the runs, and recorded in bench/RESULTS.md."""
+clips.
+
+Two scales: the counting questions alone (250 steps, ~2 minutes per run: the skill `reasonkit demo` shows), where
+the half-gap bar is asserted; and all five question types with the recipe's 1,500 steps (~12 minutes per run),
+where the bar is reached by 4 of 6 data-order seeds (bench/RESULTS.md), so it is recorded and a lower bar asserted.
+The figures per question type are printed (`pytest -s`), written to ``learning.json`` beside the runs, and
+recorded in bench/RESULTS.md."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from reasonkit.synth.benchmark import CHANCE
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "synthphys-sft.toml"
 TEST_N, TRAIN_N = 200, 2000
+COUNT_EPOCHS = 2  # 250 steps, as `reasonkit demo`
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +41,14 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("learning")
     reasonkit("synth", "model", "--out", root / "model", "--size", "tiny")
     reasonkit("synth", "benchmark", "--out", root / "data", "--n", TEST_N, "--train-n", TRAIN_N)
+    reasonkit("synth", "benchmark", "--out", root / "count", "--n", TEST_N, "--train-n", TRAIN_N, "--tasks", "count")
     return root
 
 
-def evaluate(world: Path, model: Path, tag: str) -> tuple[dict[str, float], float]:
+def evaluate(world: Path, model: Path, tag: str, data: str = "data") -> tuple[dict[str, float], float]:
     """Per-task and overall accuracy of ``model`` on the held-out questions, and the chance level."""
     results = world / "results" / tag
-    reasonkit("eval", "synthphys", "--model", model, "--data-dir", world / "data", "--results-dir", results,
+    reasonkit("eval", "synthphys", "--model", model, "--data-dir", world / data, "--results-dir", results,
               "--batch-size", 50)
     records = [r for store in find_stores(results) for r in store.records()]
     assert len(records) == TEST_N
@@ -49,10 +56,10 @@ def evaluate(world: Path, model: Path, tag: str) -> tuple[dict[str, float], floa
     return accuracy_by_task(records), chance
 
 
-def finetune(world: Path, tag: str, *overrides: str) -> Path:
+def finetune(world: Path, tag: str, *overrides: str, data: str = "data") -> Path:
     out = world / "runs" / tag
     sets = [f"policy.model_name_or_path={world / 'model'}", f"train.output_dir={out}",
-            f"train.train_policy.dataset.path={world / 'data'}", *overrides]
+            f"train.train_policy.dataset.path={world / data}", *overrides]
     reasonkit("train", "sft", "--config", RECIPE, *[arg for s in sets for arg in ("--set", s)])
     assert (out / "final" / "model.safetensors").is_file()
     return out / "final"
@@ -65,10 +72,29 @@ def record(world: Path, name: str, figures: dict) -> None:
     path.write_text(json.dumps(done | {name: figures}, indent=1))
 
 
-def test_sft_learns_from_pixels(world):
-    """Issue #5 asks for half the gap between chance and 100% (68%). This path gives 61% (deterministic: direction
-    has not clicked by step 1,500), the exploration loop 71-77% (bench/RESULTS.md); so the half-gap figure is
-    recorded and the bar every run so far clears is asserted."""
+def test_sft_learns_to_count_from_pixels(world):
+    """Counting alone: 25% chance, the half-gap bar is 62.5%; measured ~95% after 250 steps."""
+    before, chance = evaluate(world, world / "model", "count-before", data="count")
+    after, _ = evaluate(world, finetune(world, "count", f"train.epoch={COUNT_EPOCHS}", data="count"), "count-sft",
+                        data="count")
+    half_gap = chance + (1 - chance) / 2
+    record(world, "sft count", {"chance": chance, "half_gap": half_gap, "before": before, "after": after})
+    assert before["all"] <= chance + 0.1
+    assert after["all"] >= half_gap, (after, half_gap)
+
+
+def test_count_training_on_blank_videos_stays_at_chance(world):
+    model = finetune(world, "count-blank", f"train.epoch={COUNT_EPOCHS}", "train.train_policy.blank_video=true",
+                     data="count")
+    after, chance = evaluate(world, model, "count-blank", data="count")
+    record(world, "count blank-video control", {"chance": chance, "after": after})
+    assert abs(after["all"] - chance) <= 0.08, (after, chance)
+
+
+def test_sft_learns_all_question_types_from_pixels(world):
+    """Five question types, the recipe's 1,500 steps. Half the gap (68%) is reached by 4 of 6 data-order seeds of
+    the same schedule (74-85%; the others 51% and 66%, where direction had not clicked) and this deterministic CPU
+    path gives 61%: the half-gap figure is recorded, and a bar every run so far clears is asserted."""
     before, chance = evaluate(world, world / "model", "before")
     after, _ = evaluate(world, finetune(world, "pixels"), "sft")
     half_gap = chance + (1 - chance) / 2

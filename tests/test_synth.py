@@ -277,9 +277,19 @@ def test_demo_builds_evaluates_and_prints_accuracy_per_question_type(tmp_path, c
     """`reasonkit demo` without its SFT stage (the training loop is proven in tests/test_learning.py)."""
     from reasonkit import cli
 
-    assert cli.main(["demo", "--dir", str(tmp_path / "demo"), "--no-train", "--n", "10", "--train-n", "5"]) == 0
+    args = ["demo", "--dir", str(tmp_path / "demo"), "--no-train", "--n", "10", "--train-n", "5"]
+    assert cli.main([*args, "--tasks", "all"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-7:]}
     assert set(rows) == {"task", *TASKS, "all"} and rows["task"] == ["chance", "before"]
     assert rows["count"][0] == "25%" and rows["collide"][0] == "50%"
+
+    assert cli.main(args) == 0  # the default: counting questions only, in their own data folder
+    rows = {line.split()[0]: line.split()[1:] for line in capsys.readouterr().out.splitlines()[-3:]}
+    assert set(rows) == {"task", "count", "all"} and rows["all"][0] == "25%"
+    annotation = tmp_path / "demo" / "data" / "count" / "benchmark" / "synthphys" / "synthphys_benchmark_qa_pairs.json"
+    assert {q["task"] for row in json.loads(annotation.read_text()) for q in row["qa_pairs"]} == {"count"}
+
+    assert cli.main([*args, "--tasks", "count,spin"]) != 0
+    assert "--tasks" in capsys.readouterr().err

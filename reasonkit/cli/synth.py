@@ -33,13 +33,15 @@ def benchmark_command(
     n: int = typer.Option(200, "--n", min=0, help="Test questions (one clip each)."),
     train_n: int | None = typer.Option(None, "--train-n", min=0, help="Training rows [default: 4 x n]."),
     seed: int = typer.Option(0, "--seed", help="Generation seed."),
+    tasks: str | None = typer.Option(None, "--tasks", help="Comma-separated question types, or 'all'."),
     shuffle_options: bool = typer.Option(
         False, "--shuffle-options/--fixed-options",
         help="Deal each answer's letter independently of its value (harder: the model must look letters up)."),
 ) -> None:
     """Generate the procedural physical-reasoning video benchmark and a disjoint train split."""
-    from reasonkit.synth.benchmark import build_benchmark
+    from reasonkit.synth.benchmark import build_benchmark, parse_tasks
 
-    paths = build_benchmark(out, name=name, n=n, seed=seed, train_n=train_n, shuffle_options=shuffle_options)
+    paths = build_benchmark(out, name=name, n=n, seed=seed, train_n=train_n, tasks=parse_tasks(tasks),
+                            shuffle_options=shuffle_options)
     for kind, path in paths.items():
         typer.echo(f"{kind:9s} {path}")

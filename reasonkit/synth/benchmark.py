@@ -48,6 +48,19 @@ _TEST, _TRAIN = 0, 1  # random stream per split
 _PLAN, _SCENE, _OPTIONS = 0, 1, 2  # sub-stream tags: every rng is default_rng([seed, split, tag, ...])
 
 
+def parse_tasks(text: str | None) -> list[str]:
+    """A ``--tasks`` value: comma-separated question types, or empty / 'all' for every type."""
+    from reasonkit.errors import ReasonkitError
+
+    if not text or text.strip() == "all":
+        return list(TASKS)
+    chosen = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in chosen if t not in TASKS]
+    if unknown or not chosen:
+        raise ReasonkitError(f"--tasks: expected 'all' or some of {', '.join(TASKS)}, got {text!r}")
+    return chosen
+
+
 def make_scenes(n: int, seed: int, split: int, tasks: Sequence[str],
                 exclude: frozenset[str] = frozenset()) -> list[tuple[Scene, int]]:
     """``n`` scenes (tasks interleaved) with the letter position of each answer; values and letters are dealt
