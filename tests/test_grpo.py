@@ -259,7 +259,7 @@ def test_shipped_recipes_validate_and_bad_ones_fail_before_compute(tiny_model_di
     assert (big.rollout.n_generation, big.train.optm_lr, policy.temperature, policy.epsilon_low, policy.kl_beta) == (
         8, 2e-6, 0.9, 0.2, 0.0)
     assert (big.rollout.backend, big.rollout.tp_size, big.train.deepspeed.zero_stage) == ("vllm", 2, 3)
-    assert load_recipe(RECIPE).policy.model_name_or_path == "runs/synthphys-sft/final"
+    assert load_recipe(RECIPE).policy.model_name_or_path == "runs/synthphys-sft/exports/step_000075"
     with pytest.raises(ConfigError, match="divisible by rollout.n_generation"):
         load_recipe(RECIPE, ["train.train_batch_per_replica=20", "train.train_policy.mini_batch=4"])
     with pytest.raises(ConfigError, match="at least 2"):

@@ -24,6 +24,7 @@ from reasonkit.synth.benchmark import CHANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "recipes" / "synthphys-sft.toml"
+GRPO_RECIPE = ROOT / "recipes" / "synthphys-grpo.toml"
 TEST_N, TRAIN_N = 200, 2000
 COUNT_EPOCHS = 2  # 250 steps, as `reasonkit demo`
 
@@ -72,11 +73,17 @@ def record(world: Path, name: str, figures: dict) -> None:
     path.write_text(json.dumps(done | {name: figures}, indent=1))
 
 
-def test_sft_learns_to_count_from_pixels(world):
-    """Counting alone: 25% chance, the half-gap bar is 62.5%; measured ~95% after 250 steps."""
+@pytest.fixture(scope="module")
+def count_sft(world) -> Path:
+    """SFT on the counting questions; an HF export every 75 steps (the 75-step one is where GRPO starts)."""
+    return finetune(world, "count", f"train.epoch={COUNT_EPOCHS}", "train.ckpt.save_freq=75",
+                    "train.ckpt.export_safetensors=each", data="count")
+
+
+def test_sft_learns_to_count_from_pixels(world, count_sft):
+    """Counting alone: 25% chance, the half-gap bar is 62.5%; measured 92.5% after 250 steps."""
     before, chance = evaluate(world, world / "model", "count-before", data="count")
-    after, _ = evaluate(world, finetune(world, "count", f"train.epoch={COUNT_EPOCHS}", data="count"), "count-sft",
-                        data="count")
+    after, _ = evaluate(world, count_sft, "count-sft", data="count")
     half_gap = chance + (1 - chance) / 2
     record(world, "sft count", {"chance": chance, "half_gap": half_gap, "before": before, "after": after})
     assert before["all"] <= chance + 0.1
@@ -89,6 +96,26 @@ def test_count_training_on_blank_videos_stays_at_chance(world):
     after, chance = evaluate(world, model, "count-blank", data="count")
     record(world, "count blank-video control", {"chance": chance, "after": after})
     assert abs(after["all"] - chance) <= 0.08, (after, chance)
+
+
+def test_grpo_from_a_short_sft_raises_reward_and_held_out_accuracy(world, count_sft):
+    """Issue #7: GRPO (hf rollout, reward = the eval scorer + format) from the 75-step SFT export, whose policy still
+    hesitates between counts, on the RL split of the counting questions; no labels reach the trainer, only rewards."""
+    start = count_sft.parent / "exports" / "step_000075"
+    before, chance = evaluate(world, start, "grpo-before", data="count")
+    out = world / "runs" / "grpo"
+    sets = [f"policy.model_name_or_path={start}", f"train.output_dir={out}",
+            f"train.train_policy.dataset.path={world / 'count'}"]
+    reasonkit("train", "grpo", "--config", GRPO_RECIPE, *[arg for s in sets for arg in ("--set", s)])
+    after, _ = evaluate(world, out / "final", "grpo", data="count")
+    steps = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    accuracy_reward = [s["reward/scorer:upstream_mean"] for s in steps if "reward/scorer:upstream_mean" in s]
+    window = len(accuracy_reward) // 5
+    first, last = (sum(part) / window for part in (accuracy_reward[:window], accuracy_reward[-window:]))
+    record(world, "grpo count", {"chance": chance, "before": before, "after": after, "steps": len(accuracy_reward),
+                                 "accuracy_reward_first_fifth": first, "accuracy_reward_last_fifth": last})
+    assert last >= first + 0.05, (first, last)
+    assert after["all"] >= before["all"] + 0.08, (before, after)
 
 
 def test_sft_learns_all_question_types_from_pixels(world):
