@@ -5,7 +5,7 @@ clips.
 
 Two scales: the counting questions alone (250 steps, ~2 minutes per run: the skill `reasonkit demo` shows), where
 the half-gap bar is asserted; and all five question types with the recipe's 1,500 steps (~12 minutes per run),
-where the bar is reached by 4 of 6 data-order seeds (bench/RESULTS.md), so it is recorded and a lower bar asserted.
+where the bar is reached by 8 of 12 data-order seeds (bench/RESULTS.md), so it is recorded and a lower bar asserted.
 The figures per question type are printed (`pytest -s`), written to ``learning.json`` beside the runs, and
 recorded in bench/RESULTS.md."""
 
@@ -119,8 +119,8 @@ def test_grpo_from_a_short_sft_raises_reward_and_held_out_accuracy(world, count_
 
 
 def test_sft_learns_all_question_types_from_pixels(world):
-    """Five question types, the recipe's 1,500 steps. Half the gap (68%) is reached by 4 of 6 data-order seeds of
-    the same schedule (74-85%; the others 51% and 66%, where direction had not clicked) and this deterministic CPU
+    """Five question types, the recipe's 1,500 steps. Half the gap (68%) is reached by 8 of 12 data-order seeds of
+    the same schedule (69.5-85%; the others 51-66%, where a motion type had not clicked) and this deterministic CPU
     path gives 61%: the half-gap figure is recorded, and a bar every run so far clears is asserted."""
     before, chance = evaluate(world, world / "model", "before")
     after, _ = evaluate(world, finetune(world, "pixels"), "sft")
