@@ -281,6 +281,7 @@ def test_demo_builds_evaluates_and_prints_accuracy_per_question_type(tmp_path, c
     assert cli.main([*args, "--tasks", "all"]) == 0
     out = capsys.readouterr().out
     assert (tmp_path / "demo" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "demo" / "data" / "all" / "benchmark" / "synthphys").is_dir()
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[-7:]}
     assert set(rows) == {"task", *TASKS, "all"} and rows["task"] == ["chance", "before"]
     assert rows["count"][0] == "25%" and rows["collide"][0] == "50%"

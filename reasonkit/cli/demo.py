@@ -31,7 +31,8 @@ def demo_command(
     from reasonkit.train.recipe import load_recipe
 
     chosen = parse_tasks(tasks)
-    key = "-".join(chosen)  # one data/run folder per task set, so a rerun with other tasks reuses nothing stale
+    # one data/run folder per task set, so a rerun with other tasks reuses nothing stale
+    key = "all" if chosen == parse_tasks("all") else "-".join(chosen)
     model, data, results = out / "model", out / "data" / key, out / "results" / key
     if not (model / "config.json").exists():
         build_tiny_model(model, size="tiny", seed=0)
