@@ -42,15 +42,21 @@ class VLLMBackend:
         if dtype == "auto":
             dtype = "bfloat16" if on_gpu else "float32"
         positions = _max_positions(model)
+        max_model_len = min(max_length, positions) if positions else max_length
+        # CPU: no chunked prefill. After a partial prefill vLLM rewinds the seeded request's torch.Generator, which
+        # CPU generators refuse ("CPU Generator does not use offset"): seeded sampling died as soon as one batch's
+        # prompts outgrew the token budget (a GRPO step of 64 rollouts did).
+        cpu_scheduling = {} if on_gpu else {"enable_chunked_prefill": False,
+                                            "max_num_batched_tokens": max(max_model_len, 4096)}
         self.model_name = model
         try:
             self.processor = AutoProcessor.from_pretrained(model, revision=revision)
             self.llm = LLM(
                 model=model, revision=revision, dtype=dtype, tensor_parallel_size=tp_size, seed=seed,
-                max_model_len=min(max_length, positions) if positions else max_length,
+                max_model_len=max_model_len,
                 limit_mm_per_prompt={"video": 1, "image": 0}, max_num_seqs=max_num_seqs,
                 enforce_eager=not on_gpu,  # CUDA graphs do not exist on CPU
-                **({"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else {}),
+                **({"gpu_memory_utilization": gpu_memory_utilization} if on_gpu else cpu_scheduling),
                 # "external_launcher": one TP shard per torchrun process (GRPO's colocated engines)
                 **({"distributed_executor_backend": distributed_executor_backend}
                    if distributed_executor_backend else {}),
