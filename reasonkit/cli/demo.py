@@ -9,7 +9,7 @@ import typer
 
 RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "synthphys-sft.toml"
 DEMO_EPOCHS = 2  # 250 steps of 16 rows: ~2 CPU minutes
-# Counting is the question type the tiny model learns from pixels within the demo's budget (25% -> ~95% in 250
+# Counting is the question type the tiny model learns from pixels within the demo's budget (25% -> 92.5% in 250
 # steps); the five-type mix needs the recipe's 1,500 steps (tests/test_learning.py, bench/RESULTS.md).
 DEMO_TASKS = "count"
 
