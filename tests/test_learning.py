@@ -57,11 +57,14 @@ def evaluate(world: Path, model: Path, tag: str, data: str = "data") -> tuple[di
     return accuracy_by_task(records), chance
 
 
-def finetune(world: Path, tag: str, *overrides: str, data: str = "data") -> Path:
+def finetune(world: Path, tag: str, *overrides: str, data: str = "data", command: str = "sft",
+             start: Path | None = None) -> Path:
+    """`reasonkit train sft|grpo` with the shipped recipe, from ``start`` (default: the random-init model)."""
     out = world / "runs" / tag
-    sets = [f"policy.model_name_or_path={world / 'model'}", f"train.output_dir={out}",
+    sets = [f"policy.model_name_or_path={start or world / 'model'}", f"train.output_dir={out}",
             f"train.train_policy.dataset.path={world / data}", *overrides]
-    reasonkit("train", "sft", "--config", RECIPE, *[arg for s in sets for arg in ("--set", s)])
+    recipe = RECIPE if command == "sft" else GRPO_RECIPE
+    reasonkit("train", command, "--config", recipe, *[arg for s in sets for arg in ("--set", s)])
     assert (out / "final" / "model.safetensors").is_file()
     return out / "final"
 
@@ -103,12 +106,9 @@ def test_grpo_from_a_short_sft_raises_reward_and_held_out_accuracy(world, count_
     hesitates between counts, on the RL split of the counting questions; no labels reach the trainer, only rewards."""
     start = count_sft.parent / "exports" / "step_000075"
     before, chance = evaluate(world, start, "grpo-before", data="count")
-    out = world / "runs" / "grpo"
-    sets = [f"policy.model_name_or_path={start}", f"train.output_dir={out}",
-            f"train.train_policy.dataset.path={world / 'count'}"]
-    reasonkit("train", "grpo", "--config", GRPO_RECIPE, *[arg for s in sets for arg in ("--set", s)])
-    after, _ = evaluate(world, out / "final", "grpo", data="count")
-    steps = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    final = finetune(world, "grpo", data="count", command="grpo", start=start)
+    after, _ = evaluate(world, final, "grpo", data="count")
+    steps = [json.loads(line) for line in (final.parent / "logs" / "metrics.jsonl").read_text().splitlines()]
     accuracy_reward = [s["reward/scorer:upstream_mean"] for s in steps if "reward/scorer:upstream_mean" in s]
     window = len(accuracy_reward) // 5
     first, last = (sum(part) / window for part in (accuracy_reward[:window], accuracy_reward[-window:]))
