@@ -216,7 +216,10 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- presets
-PRESET_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
+# reasonkit/presets/ holds symlinks to the top-level benchmarks/ and recipes/ in a checkout and copies of them in
+# the wheel. resolve() follows the symlinks, so messages and manifests name the user-editable file in a checkout.
+PRESET_DIR = (Path(__file__).parent / "presets" / "benchmarks").resolve()
+RECIPE_DIR = (Path(__file__).parent / "presets" / "recipes").resolve()
 
 
 def preset_path(name_or_path: str) -> Path:
@@ -225,3 +228,19 @@ def preset_path(name_or_path: str) -> Path:
     if candidate.suffix in (".yaml", ".yml") or candidate.exists():
         return candidate
     return PRESET_DIR / f"{name_or_path}.yaml"
+
+
+def recipe_path(name_or_path: str | Path) -> Path:
+    """A recipe file, or the name of a shipped one (``synthphys-sft``: ``recipes/synthphys-sft.toml``). An existing
+    file always wins over a shipped name; a bare name that is neither is a one-line error listing the shipped ones."""
+    candidate = Path(name_or_path)
+    if candidate.exists() or candidate.suffix == ".toml" or len(candidate.parts) > 1:
+        return candidate  # a path: read_file reports it if missing
+    shipped = RECIPE_DIR / f"{candidate.name}.toml"
+    if shipped.is_file():
+        return shipped
+    names = sorted(p.stem for p in RECIPE_DIR.glob("*.toml"))
+    close = difflib.get_close_matches(candidate.name, names, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(f"{name_or_path}: no such recipe file and not a shipped recipe ({hint}shipped: "
+                      f"{', '.join(names)})")

@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from reasonkit.config import FramesSection, Strict, load_config
+from reasonkit.config import FramesSection, Strict, load_config, recipe_path
 from reasonkit.errors import ConfigError
 from reasonkit.prompts import SYSTEM_PROMPT
 
@@ -174,6 +174,7 @@ class Recipe(Strict):
 
 
 def load_recipe(path: Path | None, overrides: list[str] = ()) -> Recipe:
+    path = recipe_path(path) if path is not None else None  # a shipped recipe's name works too
     recipe = load_config(Recipe, path, overrides)
     if recipe.policy.lora and recipe.train.deepspeed.zero_stage == 3:
         raise ConfigError(f"{path}: LoRA with ZeRO stage 3 is not supported; use zero_stage 2")
