@@ -53,6 +53,9 @@ class Plugins:
     def __init__(self, pm: pluggy.PluginManager, dists: dict[str, tuple[str, str]]):
         self.pm = pm
         self.registry: dict[str, dict[str, Registration]] = {kind: {} for kind in hookspecs.KINDS}
+        # (kind, name) -> why it cannot be used. A clash breaks only lookups of that name, never `--help` or
+        # `reasonkit plugins`, which is where the user goes to find out which packages collide.
+        self.conflicts: dict[tuple[str, str], str] = {}
         for kind in hookspecs.KINDS:
             hook = getattr(pm.hook, f"reasonkit_register_{kind}")
             for impl in hook.get_hookimpls():
@@ -66,10 +69,13 @@ class Plugins:
                 raise PluginError(f"plugin '{plugin}' ({dist}) registered a {kind[:-1]} without a name")
             existing = self.registry[kind].get(name)
             if existing is not None:
-                raise PluginError(
+                earlier = self.conflicts.get((kind, name))
+                self.conflicts[(kind, name)] = (
+                    f"{earlier} and by {dist} (plugin '{plugin}')" if earlier else
                     f"duplicate {kind[:-1]} name '{name}': registered by {existing.distribution} "
-                    f"(plugin '{existing.plugin}') and by {dist} (plugin '{plugin}')"
-                )
+                    f"(plugin '{existing.plugin}') and by {dist} (plugin '{plugin}'); uninstall one or disable it "
+                    f"with REASONKIT_DISABLE_PLUGINS")
+                return
             self.registry[kind][name] = Registration(kind, name, target, plugin, dist, version, meta)
 
         return register
@@ -80,6 +86,8 @@ class Plugins:
     def registration(self, kind: str, name: str) -> Registration:
         if kind not in self.registry:
             raise PluginError(f"unknown plugin kind '{kind}'; kinds are: {', '.join(hookspecs.KINDS)}")
+        if (kind, name) in self.conflicts:
+            raise PluginError(self.conflicts[(kind, name)])
         try:
             return self.registry[kind][name]
         except KeyError:

@@ -14,7 +14,7 @@ import pytest
 
 from reasonkit.errors import ConfigError
 from reasonkit.secrets import MASK, is_secret_key, redact, scrub_text
-from reasonkit.train.logging import make_loggers, save_config, wandb_mode
+from reasonkit.train.logging import JsonlLogger, make_loggers, resolve_wandb_mode, save_config
 
 SECRETS = {
     "HF_TOKEN": "hf_SeCrEtTokenValueForReasonkitTests0042",
@@ -95,20 +95,55 @@ def test_non_main_rank_logs_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_wandb_mode_defaults_to_offline_without_credentials(tmp_path, monkeypatch):
+def test_wandb_stays_offline_unless_the_recipe_or_wandb_mode_says_online(tmp_path, monkeypatch):
     netrc_file = tmp_path / "netrc"
-    netrc_file.write_text("")
-    monkeypatch.setenv("NETRC", str(netrc_file))
-    monkeypatch.delenv("WANDB_API_KEY", raising=False)
-    monkeypatch.delenv("WANDB_MODE", raising=False)
-    assert wandb_mode() == "offline"
     netrc_file.write_text("machine api.wandb.ai\n  login user\n  password abc\n")
-    assert wandb_mode() == "online"
-    netrc_file.write_text("")
-    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
-    assert wandb_mode() == "online"
-    monkeypatch.setenv("WANDB_MODE", "offline")  # the user's explicit choice wins
-    assert wandb_mode() == "offline"
+    monkeypatch.setenv("NETRC", str(netrc_file))
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)  # credentials alone used to switch the run online
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    assert resolve_wandb_mode() == "offline"
+    assert resolve_wandb_mode("online") == "online"
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert resolve_wandb_mode() == "online"
+    monkeypatch.setenv("WANDB_MODE", "offline")  # the user's explicit choice wins over the recipe
+    assert resolve_wandb_mode("online") == "offline"
+
+
+def test_online_wandb_without_a_reachable_server_falls_back_to_offline_with_one_warning(tmp_path, monkeypatch,
+                                                                                         capsys):
+    import socket
+    import time
+
+    with socket.socket() as probe:  # a port nothing listens on: connection refused at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    start = time.monotonic()
+    with make_loggers(["wandb"], project="p", experiment="e", out_dir=tmp_path, wandb_mode="online") as loggers:
+        loggers.log({"loss": 1.0}, step=1)
+        assert loggers.loggers[0].run.settings.mode == "offline"
+    assert time.monotonic() - start < 60
+    err = capsys.readouterr().err
+    warnings = [line for line in err.splitlines() if "unreachable" in line]
+    assert len(warnings) == 1 and "logging offline" in warnings[0] and "Traceback" not in err
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_jsonl_log_of_a_resumed_run_keeps_each_step_once(tmp_path):
+    logger = JsonlLogger(out_dir=tmp_path)
+    for step in (1, 2, 3, 4, 5):  # the run logged 5 steps, its newest checkpoint was step 3, then it crashed
+        logger.log({"loss": float(step)}, step)
+    logger.close()
+    with (tmp_path / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 6, "lo')  # torn by the crash
+    logger = JsonlLogger(out_dir=tmp_path, resumed_step=3)
+    for step in (4, 5, 6):
+        logger.log({"loss": step + 0.5}, step)
+    logger.close()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in records] == [1.0, 2.0, 3.0, 4.5, 5.5, 6.5]
 
 
 def wandb_records(path: Path):

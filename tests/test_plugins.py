@@ -47,8 +47,10 @@ class _Dup:
 
 
 def test_duplicate_names_fail_naming_both_packages():
+    plugins = build_plugins(extra=[("dup", _Dup())])  # building succeeds: `--help` and `plugins` keep working
     with pytest.raises(PluginError, match=r"duplicate benchmark name 'robovqa'.*reasonkit.*\(in-process\)"):
-        build_plugins(extra=[("dup", _Dup())])
+        plugins.get("benchmarks", "robovqa")
+    assert list(plugins.conflicts) == [("benchmarks", "robovqa")]
 
 
 def test_disable_and_load_only(monkeypatch):

@@ -31,23 +31,43 @@ def root(
     """Evaluate and post-train video vision-language reasoning models for physical AI."""
 
 
+def _registered(kind: str) -> dict[str, str]:
+    """name -> description of the registered plugins of ``kind``, for help texts; empty when the plugins cannot
+    be loaded (the command that needs them reports why), so `--help` always works."""
+    from reasonkit.errors import PluginError
+    from reasonkit.plugins import get_plugins
+
+    try:
+        registry = get_plugins().registry[kind]
+    except PluginError:
+        return {}
+    return {name: reg.meta.get("description", "") for name, reg in sorted(registry.items())}
+
+
 def _mount() -> None:
     from reasonkit.cli import data, demo, evaluate, infer, plugins, score, synth, train
 
-    app.command("eval", help=evaluate.eval_command.__doc__)(evaluate.eval_command)
+    benchmarks = ", ".join(_registered("benchmarks")) or "(none installed)"
+    app.command("eval", help=f"{evaluate.eval_command.__doc__} Benchmarks: {benchmarks}.")(evaluate.eval_command)
     app.command("score", help=score.score_command.__doc__)(score.score_command)
     app.command("infer", help=infer.infer_command.__doc__)(infer.infer_command)
     app.command("plugins", help=plugins.plugins_command.__doc__)(plugins.plugins_command)
     app.command("demo", help=demo.demo_command.__doc__)(demo.demo_command)
     app.add_typer(data.app, name="data")
-    app.command("train", help=train.train_command.__doc__)(train.train_command)
+    app.add_typer(train.build_train_app(_registered("trainers")), name="train")
     app.add_typer(synth.app, name="synth")
 
 
 def _mount_plugin_commands() -> None:
+    from reasonkit.errors import PluginError
     from reasonkit.plugins import get_plugins
 
-    for reg in get_plugins().registry["commands"].values():
+    try:
+        commands = list(get_plugins().registry["commands"].values())
+    except PluginError as exc:  # a broken plugin must not take `--help` and `reasonkit plugins` down with it
+        typer.echo(f"warning: plugin commands not loaded: {exc}", err=True)
+        return
+    for reg in commands:
         sub = reg.load()
         sub = sub if isinstance(sub, typer.Typer) else sub()
         app.add_typer(sub, name=reg.name)
@@ -80,14 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         typer.echo("interrupted (results written so far are kept)", err=True)
         return 130
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+    except CLICK_ERRORS as exc:  # usage errors (missing/unknown option, bad value, unknown command)
+        exc.show()
+        return exc.exit_code
+    return 0
+
+
+def _click_exception_types() -> tuple[type[Exception], ...]:
+    """The ClickException class(es) typer raises. typer >= 0.22 vendors its own click (``typer._click``), whose
+    exceptions are not ``click.ClickException``; both are found through the MRO of typer's public
+    ``BadParameter``, and a separately installed click is included in case a plugin command uses it."""
+    found = [cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"]
+    try:
         import click
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code
-        raise
-    return 0
+        found.append(click.ClickException)
+    except ImportError:  # pragma: no cover - click is optional once typer vendors it
+        pass
+    return tuple(dict.fromkeys(found))
+
+
+CLICK_ERRORS = _click_exception_types()
 
 
 if __name__ == "__main__":  # pragma: no cover

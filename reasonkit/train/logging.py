@@ -7,15 +7,16 @@ so trainers cannot forget it.
 from __future__ import annotations
 
 import json
-import netrc
 import os
+import socket
+import sys
 import time
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from reasonkit.errors import ConfigError
-from reasonkit.secrets import redact
+from reasonkit.secrets import redact, scrub_text
 
 
 class Logger(Protocol):
@@ -42,6 +43,24 @@ def save_config(config: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def keep_until_step(path: Path, step: int) -> None:
+    """Drop the records of steps after ``step`` (those since the checkpoint a run resumes from: they are logged
+    again) and a torn last line, so a resumed log has every step once."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_bytes().splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if line.endswith(b"\n") and isinstance(record, dict) and record.get("step", 0) <= step:
+            kept.append(line)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(b"".join(kept))
+    os.replace(tmp, path)
+
+
 class ConsoleLogger:
     """One line per call: ``step 10 | loss 0.4123 | lr 2e-06``."""
 
@@ -65,10 +84,12 @@ class ConsoleLogger:
 class JsonlLogger:
     """``out_dir/metrics.jsonl`` (one JSON object per call) and ``out_dir/config.json`` (redacted)."""
 
-    def __init__(self, *, out_dir: Path, **_: Any):
+    def __init__(self, *, out_dir: Path, resumed_step: int = 0, **_: Any):
         self.out_dir = Path(out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.out_dir / "metrics.jsonl", "a")  # noqa: SIM115 (open for the whole run)
+        path = self.out_dir / "metrics.jsonl"
+        keep_until_step(path, resumed_step)
+        self._file = open(path, "a")  # noqa: SIM115 (open for the whole run)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         record = {"step": step, "time": time.time(), **{k: _scalar(v) for k, v in metrics.items()}}
@@ -82,43 +103,56 @@ class JsonlLogger:
         self._file.close()
 
 
-def wandb_mode() -> str:
-    """``WANDB_MODE`` if the user set it; else online when W&B credentials exist, offline otherwise — a run
-    never fails, or waits on a login prompt, for lack of an account."""
-    if os.environ.get("WANDB_MODE"):
-        return os.environ["WANDB_MODE"]
-    return "online" if _has_wandb_credentials() else "offline"
+def resolve_wandb_mode(configured: str = "offline") -> str:
+    """``WANDB_MODE`` if the user set it, else the recipe's ``logging.wandb_mode`` (offline by default). Credentials
+    alone never switch a run online: on a machine without network that meant minutes of stalling, then a crash."""
+    return os.environ.get("WANDB_MODE") or configured
 
 
-def _has_wandb_credentials() -> bool:
-    if os.environ.get("WANDB_API_KEY"):
-        return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+def wandb_reachable(timeout_s: float = 5.0) -> bool:
+    """Can a TCP connection to the W&B server (``WANDB_BASE_URL``, default api.wandb.ai) be opened?"""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
-    except (OSError, netrc.NetrcParseError):
+        with socket.create_connection((url.hostname or "api.wandb.ai", port), timeout=timeout_s):
+            return True
+    except OSError:
         return False
 
 
 class WandbLogger:
-    """A W&B run under ``out_dir/wandb``; offline files there can be pushed later with ``wandb sync``."""
+    """A W&B run under ``out_dir/wandb``; offline files there can be pushed later with ``wandb sync``. An online
+    run whose server cannot be reached falls back to offline with one warning."""
 
     def __init__(self, *, project: str, experiment: str | None, out_dir: Path, mode: str | None = None,
-                 entity: str | None = None, capture_console: bool = False, **_: Any):
+                 entity: str | None = None, capture_console: bool = False, wandb_mode: str = "offline",
+                 **_: Any):
         import wandb
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.run = wandb.init(
-            project=project,
-            name=experiment,
-            entity=entity,
-            dir=str(out_dir),
-            mode=mode or wandb_mode(),
-            reinit="create_new",  # several loggers (or trainers in one test process) must not share a run
-            # Console capture is off by default: whatever a library prints would be uploaded unredacted.
-            settings=wandb.Settings(console="auto" if capture_console else "off", quiet=True),
-        )
+        mode = mode or resolve_wandb_mode(wandb_mode)
+        if mode == "online" and not wandb_reachable():
+            print(f"wandb: server {os.environ.get('WANDB_BASE_URL', 'https://api.wandb.ai')} unreachable; logging "
+                  f"offline to {out_dir / 'wandb'} (push later with `wandb sync`)", file=sys.stderr)
+            mode = "offline"
+
+        def init(mode: str):
+            return wandb.init(
+                project=project, name=experiment, entity=entity, dir=str(out_dir), mode=mode,
+                reinit="create_new",  # several loggers (or trainers in one test process) must not share a run
+                # Console capture is off by default: whatever a library prints would be uploaded unredacted.
+                settings=wandb.Settings(console="auto" if capture_console else "off", quiet=True,
+                                        init_timeout=60))
+
+        try:
+            self.run = init(mode)
+        except Exception as exc:  # an online init that fails (auth, server error) must not end the training run
+            if mode != "online":
+                raise
+            print(f"wandb: online init failed ({scrub_text(str(exc)).splitlines()[0][:200]}); logging offline "
+                  f"to {out_dir / 'wandb'}", file=sys.stderr)
+            self.run = init("offline")
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         self.run.log({k: _scalar(v) for k, v in metrics.items()}, step=step)

@@ -81,6 +81,7 @@ class CkptSection(Strict):
 
 class TrainSection(Strict):
     resume: bool | str = False  # true: newest complete checkpoint; or a checkpoint path
+    overwrite: bool = False  # reasonkit: a fresh run may replace the run in output_dir (moved aside, not deleted)
     epoch: int = Field(1, ge=1)
     max_steps: int | None = Field(None, ge=1)  # reasonkit: stop after this many optimizer steps
     output_dir: str = "runs/train"
@@ -140,6 +141,7 @@ class RolloutSection(Strict):
 
 class LoggingSection(Strict):
     logger: list[str] = ["console"]
+    wandb_mode: Literal["offline", "online"] = "offline"  # reasonkit: online only when asked (or WANDB_MODE)
     project_name: str = "reasonkit"
     experiment_name: str | None = None
 

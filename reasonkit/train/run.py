@@ -35,9 +35,19 @@ class RunContext:
             in_use=lambda: [p for q in self.uploads for p in q.in_use()],
         )
         self.loggers = None
+        self.resumed_step = 0
+        self._claim_output_dir()
         if dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             save_config(recipe.model_dump(mode="json"), self.out / "recipe.json")
+
+    def _claim_output_dir(self) -> None:
+        from reasonkit.train.run_folder import claim
+
+        aside = claim(self.recipe, is_main=self.dist.is_main)
+        self.dist.barrier()
+        if aside is not None and self.dist.is_main:
+            print(f"train.overwrite: the previous run in {self.out} was moved to {aside}", file=sys.stderr)
 
     # ---- uploads ------------------------------------------------------------------------------------------
     def _upload_queues(self):
@@ -66,7 +76,8 @@ class RunContext:
         lg = self.recipe.logging
         config = {**self.recipe.model_dump(mode="json"), "run": extra, "world_size": self.dist.world}
         self.loggers = make_loggers(lg.logger, project=lg.project_name, experiment=lg.experiment_name,
-                                    out_dir=self.out / "logs", config=config, is_main=self.dist.is_main)
+                                    out_dir=self.out / "logs", config=config, is_main=self.dist.is_main,
+                                    resumed_step=self.resumed_step, wandb_mode=lg.wandb_mode)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
         if self.loggers is not None and step % self.recipe.train.log_freq == 0:
@@ -144,6 +155,7 @@ class RunContext:
                 ds_checkpoint.to_universal(path)
             self.dist.barrier()
         client = ds_checkpoint.load(engine, path, universal=universal)
+        self.resumed_step = client["step"]
         restore_rng_state(path, rank=self.dist.rank)
         # The position counts this rank's share of the epoch: keep the number of rows consumed over all ranks.
         position = client["position"] * saved_world // self.dist.world
