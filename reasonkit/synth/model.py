@@ -70,6 +70,78 @@ def build_config(size: str, tokenizer):
     )
 
 
+# Public shapes (config.json of Qwen/Qwen2.5-VL-{3B,7B}-Instruct), for GPU tests and benches: random weights,
+# reasonkit's own tokenizer and processor. The vocabulary keeps the public size (the LM head is a large share of
+# the work); token ids past the synthetic tokenizer's few thousand are simply never used.
+SHAPES = {
+    "qwen2.5-vl-3b": dict(text=dict(vocab_size=151936, hidden_size=2048, intermediate_size=11008,
+                                    num_hidden_layers=36, num_attention_heads=16, num_key_value_heads=2),
+                          vision_out=2048, tie=True),
+    "qwen2.5-vl-7b": dict(text=dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944,
+                                    num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4),
+                          vision_out=3584, tie=False),
+}
+PUBLIC_VISION = dict(depth=32, hidden_size=1280, intermediate_size=3420, num_heads=16, patch_size=PATCH,
+                     spatial_merge_size=MERGE, temporal_patch_size=TEMPORAL_PATCH, window_size=112,
+                     fullatt_block_indexes=[7, 15, 23, 31], tokens_per_second=2, hidden_act="silu", in_channels=3)
+
+
+def build_shape_config(shape: str, tokenizer, *, layers: int | None = None, vision_depth: int | None = None):
+    """A public Qwen2.5-VL shape; ``layers`` / ``vision_depth`` cut the depth (same widths) for quick GPU tests."""
+    from transformers import Qwen2_5_VLConfig
+
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {sorted(SHAPES)}, got {shape!r}")
+    s = SHAPES[shape]
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in
+           ("<|endoftext|>", "<|im_end|>", "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>")}
+    text = dict(s["text"], max_position_embeddings=128000, rms_norm_eps=1e-6, hidden_act="silu",
+                rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": [16, 24, 24]},
+                bos_token_id=None, eos_token_id=ids["<|im_end|>"], pad_token_id=ids["<|endoftext|>"])
+    vision = dict(PUBLIC_VISION, out_hidden_size=s["vision_out"])
+    if layers is not None:
+        text["num_hidden_layers"] = layers
+    if vision_depth is not None:  # keep the last block a full-attention one, as in the public layout
+        vision["depth"] = vision_depth
+        vision["fullatt_block_indexes"] = [i for i in PUBLIC_VISION["fullatt_block_indexes"] if i < vision_depth - 1] \
+            + [vision_depth - 1]
+    return Qwen2_5_VLConfig(
+        text_config=text, vision_config=vision, tie_word_embeddings=s["tie"],
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+
+
+def build_shape_model(out_dir: Path | str, shape: str, *, layers: int | None = None,
+                      vision_depth: int | None = None, seed: int = 0, device: str | None = None) -> Path:
+    """Write a random-weight Qwen2.5-VL at a public shape (bf16, as the public checkpoints) with reasonkit's
+    tokenizer and processor. Built on ``device`` (default: CUDA when there is one — a 7B initialises in seconds
+    there, minutes on a CPU)."""
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from reasonkit.synth.tokenizer import build_tokenizer
+
+    out = Path(out_dir)
+    tokenizer = build_tokenizer()
+    config = build_shape_config(shape, tokenizer, layers=layers, vision_depth=vision_depth)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(seed)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=torch.bfloat16)
+    _set_generation_ids(model, tokenizer)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    build_processor(tokenizer).save_pretrained(out)
+    return out
+
+
+def _set_generation_ids(model, tokenizer) -> None:
+    gen = model.generation_config
+    gen.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    gen.pad_token_id = tokenizer.pad_token_id
+    gen.bos_token_id = None
+
+
 def build_processor(tokenizer):
     from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
@@ -96,10 +168,7 @@ def build_tiny_model(out_dir: Path | str, size: str = "tiny", seed: int = 0) -> 
     config = build_config(size, tokenizer)
     torch.manual_seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).to(torch.float32)
-    gen = model.generation_config
-    gen.eos_token_id = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
-    gen.pad_token_id = tokenizer.pad_token_id
-    gen.bos_token_id = None
+    _set_generation_ids(model, tokenizer)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     build_processor(tokenizer).save_pretrained(out)

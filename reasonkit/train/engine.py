@@ -33,12 +33,29 @@ def deepspeed_config(recipe: Recipe, *, on_gpu: bool) -> dict[str, Any]:
         "fp16": {"enabled": half == "float16"},
         "optimizer": {"type": "AdamW", "params": {
             "lr": t.optm_lr, "betas": list(t.optm_betas), "eps": t.epsilon, "weight_decay": t.optm_weight_decay,
-            # torch's AdamW: DeepSpeed's fused CPU/GPU Adam ops would JIT-compile (+50 s) for no gain here
-            **({} if on_gpu and t.optm_impl == "fused" and not ds.offload_optimizer else {"torch_adam": True}),
+            **torch_adamw_params(t.optm_impl, on_gpu=on_gpu, offload=ds.offload_optimizer),
         }},
         "steps_per_print": 10**9,
         "wall_clock_breakdown": False,
     }
+
+
+def torch_adamw_params(impl: str, *, on_gpu: bool, offload: bool) -> dict[str, Any]:
+    """DeepSpeed's optimizer params that make it build torch's own AdamW (``torch_adam``) with the recipe's
+    ``optm_impl``. DeepSpeed's FusedAdam / DeepSpeedCPUAdam are C++/CUDA ops that JIT-compile on first use, and
+    that build dies on GPU images whose TORCH_CUDA_ARCH_LIST has an entry like ``9.0a`` (bench/RESULTS.md, GPU);
+    torch's fused AdamW is the same single-kernel update, ships compiled, and DeepSpeed ZeRO wraps it as it would
+    its own. Nothing is ever built, so nothing can fail to build."""
+    params: dict[str, Any] = {"torch_adam": True}
+    if impl == "fused" and (on_gpu or offload):
+        # offload: the fp32 partitions and moments live in host memory, where torch has a fused kernel too. A CPU-only
+        # run keeps torch's default (foreach) so the CPU learning runs' numbers stay as recorded.
+        params["fused"] = True
+    elif impl == "foreach":
+        params["foreach"] = True
+    elif impl == "for-loop":
+        params["foreach"] = False
+    return params
 
 
 def lr_lambda(warmup: int, total: int, decay: str):
@@ -58,6 +75,8 @@ def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from reasonkit.train import lean
+
     policy = recipe.policy
     name = policy.model_name_or_path
     check_model_dir(name)
@@ -67,10 +86,12 @@ def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
         from transformers.integrations import HfDeepSpeedConfig
 
         keep_alive = HfDeepSpeedConfig(ds_config)
+    # bf16 training: load in bf16, which DeepSpeed would cast to anyway (its fp32 master copy is made from the
+    # module's params either way); fp32 on CPU, where the module itself trains in fp32
+    dtype = torch.bfloat16 if ds_config["bf16"]["enabled"] else torch.float32
     try:
         processor = AutoProcessor.from_pretrained(name, revision=policy.model_revision)
-        model = AutoModelForImageTextToText.from_pretrained(name, revision=policy.model_revision,
-                                                            dtype=torch.float32)
+        model = AutoModelForImageTextToText.from_pretrained(name, revision=policy.model_revision, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise wrap_load_error(name, exc) from None
     model._reasonkit_ds_config = keep_alive
@@ -84,6 +105,7 @@ def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
     if policy.model_gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+    lean.install(model.get_base_model() if hasattr(model, "get_base_model") else model)
     return model, processor, frozen
 
 

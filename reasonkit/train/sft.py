@@ -64,6 +64,7 @@ def train_sft(recipe: Recipe) -> Path | None:
     from reasonkit.train.collate import SFTCollator
     from reasonkit.train.distributed import init_distributed
     from reasonkit.train.engine import deepspeed_config, load_policy, lr_lambda
+    from reasonkit.train.lean import LabelLoss
     from reasonkit.train.run import RunContext
 
     check_model_dir(recipe.policy.model_name_or_path)  # bad input fails before any process group or compute
@@ -122,7 +123,9 @@ def train_sft(recipe: Recipe) -> Path | None:
                 if not encoded:  # every row over-long: a zero-weight step keeps ranks and accumulation in step
                     encoded, loss_scale = [collator.placeholder()], 0.0
                 batch = {k: v.to(engine.device) if hasattr(v, "to") else v for k, v in collator.pad(encoded).items()}
-                loss = engine(**batch).loss * loss_scale
+                # logits only at label positions, in recomputed chunks (lean.py): never (B, L, vocab) in fp32
+                labels = batch.pop("labels")
+                loss = engine(**batch, reasonkit_head=LabelLoss(labels)).loss * loss_scale
                 engine.backward(loss)
                 engine.step()
                 step_loss += float(loss.detach()) / accum

@@ -34,6 +34,7 @@ def build_batch(items: list[tuple[dict[str, Any], list[int]]], *, pad_id: int) -
     completion_ids = torch.full((len(items), completion_len), pad_id, dtype=torch.long)
     completion_mask = torch.zeros((len(items), completion_len), dtype=torch.long)
     vision: dict[str, list] = {}
+    video_index = shared_videos(items)
     for row, (enc, ids) in enumerate(items):
         left = prompt_len - enc["input_ids"].shape[1]
         completion_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
@@ -51,15 +52,40 @@ def build_batch(items: list[tuple[dict[str, Any], list[int]]], *, pad_id: int) -
             batch[key].append(torch.cat([prompt_part.new_full((left,), fill), prompt_part, tail.to(prompt_part.dtype)]))
         for key, value in enc.items():
             if key not in TOKEN_KEYS:
+                if key == "pixel_values_videos" and video_index is not None and video_index[row] in video_index[:row]:
+                    continue  # a clip already in the batch: encoded once, its features reused (lean.py)
                 vision.setdefault(key, []).append(value if isinstance(value, torch.Tensor) else torch.tensor(value))
     out: dict[str, Any] = {key: torch.stack(rows) for key, rows in batch.items() if rows}
     out.update({key: torch.cat(values) for key, values in vision.items()})
     out["completion_ids"], out["completion_mask"] = completion_ids, completion_mask
+    if video_index is not None:
+        out["video_index"] = torch.tensor(video_index, dtype=torch.long)
     return out
 
 
+def shared_videos(items) -> list[int] | None:
+    """Row -> distinct clip, when several rows carry the same prompt encoding (one video each, no images): the
+    G completions of a prompt. None when every row's clip is its own (nothing to share)."""
+    encodings = [enc for enc, _ in items]
+    if any("pixel_values_videos" not in enc or "pixel_values" in enc or len(enc.get("video_grid_thw", ())) != 1
+           for enc in encodings):
+        return None
+    distinct: dict[int, int] = {}
+    index = [distinct.setdefault(id(enc), len(distinct)) for enc in encodings]
+    return index if len(distinct) < len(index) else None
+
+
 def model_inputs(batch: dict[str, Any], device) -> dict[str, Any]:
-    return {k: v.to(device) for k, v in batch.items() if k not in ("completion_ids", "completion_mask")}
+    return {k: v.to(device) for k, v in batch.items() if k not in ("completion_ids", "completion_mask",
+                                                                   "video_index")}
+
+
+def lean_module(model):
+    """The transformers module under a DeepSpeed engine / PEFT wrapper, if lean.install() was applied to it."""
+    module = getattr(model, "module", model)
+    if hasattr(module, "get_base_model"):
+        module = module.get_base_model()
+    return module if getattr(module, "_reasonkit_lean", False) else None
 
 
 def completion_logps(model, batch: dict[str, Any], temperature: float, *, with_entropy: bool = False):
@@ -71,6 +97,13 @@ def completion_logps(model, batch: dict[str, Any], temperature: float, *, with_e
 
     targets = batch["completion_ids"]
     device = next(model.parameters()).device
+    lean = lean_module(model)
+    if lean is not None:  # logits only at completion tokens, in recomputed chunks; each clip encoded once
+        from reasonkit.train.lean import CompletionLogps
+
+        head = CompletionLogps(targets, batch["completion_mask"], temperature, with_entropy=with_entropy,
+                               chunk_tokens=lean._reasonkit_chunk_tokens)
+        return model(**model_inputs(batch, device), reasonkit_head=head, video_index=batch.get("video_index"))
     out = model(**model_inputs(batch, device), logits_to_keep=targets.shape[1] + 1, use_cache=False)
     logits = out.logits[:, :-1, :].float() / temperature  # position t predicts completion token t
     targets = targets.to(logits.device)

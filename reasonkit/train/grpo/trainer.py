@@ -256,6 +256,8 @@ def load_reference(recipe: Recipe, ds_config: dict[str, Any], dist):
     import torch
     from transformers import AutoModelForImageTextToText
 
+    from reasonkit.train import lean
+
     name, revision = recipe.policy.model_name_or_path, recipe.policy.model_revision
     stage = ds_config["zero_optimization"]["stage"]
     dtype = torch.bfloat16 if ds_config["bf16"]["enabled"] else torch.float16 if ds_config["fp16"]["enabled"] \
@@ -269,10 +271,12 @@ def load_reference(recipe: Recipe, ds_config: dict[str, Any], dist):
         keep_alive = HfDeepSpeedConfig(config)
         model = AutoModelForImageTextToText.from_pretrained(name, revision=revision, dtype=dtype)
         model.requires_grad_(False)
+        lean.install(model)
         engine, *_ = deepspeed.initialize(model=model, config=config)
         engine._reasonkit_ds_config = keep_alive
         return engine.eval()
     model = AutoModelForImageTextToText.from_pretrained(name, revision=revision, dtype=dtype)
+    lean.install(model)
     return model.requires_grad_(False).to(dist.device).eval()
 
 

@@ -1,0 +1,206 @@
+"""reasonkit on CUDA, end to end, on a model at the Qwen2.5-VL-3B widths (2 text layers, 2 vision blocks, the
+public 152k vocabulary) built with `reasonkit synth model --shape`: eval, SFT on ZeRO-2 and ZeRO-3 in bf16,
+resume, export -> reload with identical logits -> eval of the export, GRPO with the hf rollout.
+
+Run on a GPU machine: ``pytest -m gpu tests/test_gpu.py``. Skipped where there is no CUDA device (CI).
+``REASONKIT_GPU_TESTS_ON_CPU=1`` dry-runs the same logic on the CPU with the tiny model in fp32 (minutes; the
+bf16 and fused-optimizer checks are skipped there).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+DRY_RUN = os.environ.get("REASONKIT_GPU_TESTS_ON_CPU") == "1"
+DEVICE = "cpu" if DRY_RUN else "cuda"
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not (torch.cuda.is_available() or DRY_RUN), reason="needs a CUDA device")]
+
+SFT_RECIPE = """
+[train]
+epoch = 20
+max_steps = {max_steps}
+output_dir = "{out}"
+seed = 0
+optm_lr = 1e-4
+optm_weight_decay = 0.0
+param_dtype = "bfloat16"
+train_batch_per_replica = 4
+log_freq = 1
+
+[train.deepspeed]
+zero_stage = {stage}
+
+[train.train_policy]
+type = "sft"
+dataset.name = "synthphys"
+dataset.path = "{data}"
+dataset.split = "sft"
+dataset.limit = 4
+mini_batch = 2
+
+[train.ckpt]
+save_freq = 4
+max_keep = 2
+
+[policy]
+model_name_or_path = "{model}"
+model_max_length = 2048
+model_gradient_checkpointing = true
+
+[logging]
+logger = ["jsonl"]
+
+[frames]
+fps = 4
+max_frames = 8
+min_pixels = 784
+max_pixels = 12544
+"""
+
+
+@pytest.fixture(scope="module")
+def model_3b_widths(tmp_path_factory):
+    from reasonkit.synth.model import build_shape_model, build_tiny_model
+
+    if DRY_RUN:
+        return build_tiny_model(tmp_path_factory.mktemp("gpu-model") / "m")
+    return build_shape_model(tmp_path_factory.mktemp("gpu-model") / "m", "qwen2.5-vl-3b", layers=2,
+                             vision_depth=2, device="cuda")
+
+
+def sft(model, data, out: Path, *, stage: int = 2, max_steps: int = 8, overrides=()):
+    from reasonkit.plugins import get_trainer
+    from reasonkit.train.recipe import load_recipe
+
+    path = out.parent / f"{out.name}.toml"
+    path.write_text(SFT_RECIPE.format(out=out, data=data, model=model, stage=stage, max_steps=max_steps))
+    return get_trainer("sft")(load_recipe(path, list(overrides)))
+
+
+def losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+
+
+def probe_inputs(device=DEVICE):
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 4000, (2, 48), generator=gen)
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device)}
+
+
+@pytest.fixture(scope="module")
+def zero2_run(model_3b_widths, synth_data_dir, tmp_path_factory):
+    """8 SFT steps on ZeRO-2; the policy's logits on a probe are taken right before the final export."""
+    from reasonkit.train import run
+
+    out = tmp_path_factory.mktemp("z2") / "run"
+    seen = {}
+    original = run.RunContext.export
+
+    def export(self, engine, dest):
+        module = engine.module
+        was_training = module.training
+        module.eval()
+        with torch.no_grad():
+            seen["logits"] = module(**probe_inputs()).logits.float().cpu()
+        seen["dtype"] = next(module.parameters()).dtype
+        seen["optimizer"] = type(engine.optimizer.optimizer).__name__, engine.optimizer.optimizer.defaults
+        module.train(was_training)
+        return original(self, engine, dest)
+
+    run.RunContext.export = export
+    try:
+        exported = sft(model_3b_widths, synth_data_dir, out)
+    finally:
+        run.RunContext.export = original
+    return out, exported, seen
+
+
+def test_eval_runs_on_cuda_in_bf16(model_3b_widths, synth_data_dir, tmp_path):
+    from reasonkit import cli
+    from reasonkit.evaluate.store import find_stores
+
+    rc = cli.main(["eval", "synthphys", "--model", str(model_3b_widths), "--data-dir", str(synth_data_dir),
+                   "--results-dir", str(tmp_path / "r"), "--limit", "4", "--set", "generation.max_tokens=8"])
+    assert rc == 0
+    records = [r for s in find_stores(tmp_path / "r") for r in s.records()]
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+
+
+def test_sft_zero2_bf16_fused_adamw_loss_decreases(zero2_run):
+    out, exported, seen = zero2_run
+    values = losses(out)
+    assert len(values) == 8 and all(math.isfinite(v) for v in values)
+    assert values[-1] < values[0] - 1.0, values
+    if DRY_RUN:
+        return
+    assert seen["dtype"] == torch.bfloat16
+    name, defaults = seen["optimizer"]
+    assert name == "AdamW" and defaults.get("fused") is True  # torch's fused kernel, no DeepSpeed op build
+
+
+def test_export_reloads_with_identical_logits_and_evaluates(zero2_run, synth_data_dir, tmp_path):
+    from safetensors import safe_open
+    from transformers import AutoModelForImageTextToText
+
+    from reasonkit import cli
+
+    out, exported, seen = zero2_run
+    dtype = torch.float32 if DRY_RUN else torch.bfloat16
+    with safe_open(str(next(exported.glob("*.safetensors"))), "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F32" if DRY_RUN else "BF16"}  # noqa: SIM118
+    model = AutoModelForImageTextToText.from_pretrained(exported, dtype=dtype).to(DEVICE).eval()
+    with torch.no_grad():
+        logits = model(**probe_inputs()).logits.float().cpu()
+    assert torch.equal(logits, seen["logits"]), (logits - seen["logits"]).abs().max()
+    del model
+    rc = cli.main(["eval", "synthphys", "--model", str(exported), "--data-dir", str(synth_data_dir),
+                   "--results-dir", str(tmp_path / "r"), "--limit", "2", "--set", "generation.max_tokens=8"])
+    assert rc == 0
+
+
+def test_sft_zero3_matches_zero2(zero2_run, model_3b_widths, synth_data_dir, tmp_path):
+    out3 = tmp_path / "z3"
+    sft(model_3b_widths, synth_data_dir, out3, stage=3)
+    z2, z3 = losses(zero2_run[0]), losses(out3)
+    assert len(z3) == 8 and z3[-1] < z3[0] - 1.0, z3
+    assert abs(z3[0] - z2[0]) < 1e-2 * z2[0], (z2, z3)  # same weights, same batch: the same first loss
+    assert all(abs(a - b) < 0.05 * a for a, b in zip(z2, z3)), (z2, z3)  # bf16: same trajectory within 5%
+
+
+def test_resume_continues_the_same_run(zero2_run, model_3b_widths, synth_data_dir, tmp_path):
+    out = tmp_path / "resumed"
+    sft(model_3b_widths, synth_data_dir, out, max_steps=4)
+    sft(model_3b_widths, synth_data_dir, out, max_steps=8, overrides=["train.resume=true"])
+    straight, resumed = losses(zero2_run[0]), losses(out)
+    assert len(resumed) == 8
+    assert resumed[:4] == pytest.approx(straight[:4], rel=1e-3)
+    assert resumed[4:] == pytest.approx(straight[4:], rel=2e-2), (straight, resumed)
+
+
+def test_grpo_hf_rollout_bf16(model_3b_widths, synth_data_dir, tmp_path):
+    from reasonkit.train.grpo.trainer import train_grpo
+    from reasonkit.train.recipe import load_recipe
+
+    recipe_path = Path(__file__).resolve().parents[1] / "recipes" / "synthphys-grpo.toml"
+    out = tmp_path / "grpo"
+    recipe = load_recipe(recipe_path, [
+        f"policy.model_name_or_path={model_3b_widths}", f"train.train_policy.dataset.path={synth_data_dir}",
+        f"train.output_dir={out}", "train.max_steps=2", "train.train_batch_per_replica=8",
+        "rollout.n_generation=4", "rollout.max_response_length=16", "train.train_policy.mini_batch=4",
+        "train.param_dtype=bfloat16", "train.optm_lr=1e-5", "train.train_policy.filter_equal_rewards=false",
+        "frames.max_frames=4", "logging.logger=[jsonl]"])
+    exported = train_grpo(recipe)
+    records = [json.loads(line) for line in (out / "logs" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [1, 2]
+    for r in records:
+        assert "skipped_update" not in r and math.isfinite(r["loss"]) and r["time/rollout"] > 0
+        assert 0 < r["completion_length_mean"] <= 16 and math.isfinite(r["grad_norm"])
+    assert exported is not None and (exported / "config.json").exists()
