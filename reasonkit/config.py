@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from reasonkit.errors import ConfigError
+from reasonkit.textfile import read_text
 from reasonkit.types import FrameSpec
 
 if sys.version_info >= (3, 11):
@@ -62,6 +63,7 @@ class EvaluationSection(Strict):
     seed: int = 1
     batch_size: int = Field(8, ge=1)
     limit: int | None = Field(None, ge=1)  # first N questions (smoke runs)
+    retry_errors: bool = False  # on resume, run the error records (missing/broken clips) again, replacing them
     scorers: list[str] = ["upstream", "strict"]  # all are recorded; the first is the headline metric
     resume: bool = True
 
@@ -102,7 +104,7 @@ def read_file(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
-    text = path.read_text()
+    text = read_text(path, ConfigError)
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
@@ -122,20 +124,25 @@ def load_config(model: type[M], path: Path | None, overrides: list[str] = (), ba
     data = deep_merge(base or {}, read_file(path) if path else {})
     for item in overrides:
         apply_override(model, data, item)
-    return validate(model, data, source=str(path) if path else "config")
+    set_keys = [item.partition("=")[0].strip() for item in overrides]
+    return validate(model, data, source=str(path) if path else "config", set_keys=set_keys)
 
 
-def validate(model: type[M], data: dict[str, Any], source: str) -> M:
+def validate(model: type[M], data: dict[str, Any], source: str, set_keys: list[str] = ()) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_error(model, exc, source)) from None
+        raise ConfigError(describe_error(model, exc, source, set_keys)) from None
 
 
-def describe_error(model: type[BaseModel], exc: ValidationError, source: str) -> str:
+def describe_error(model: type[BaseModel], exc: ValidationError, source: str, set_keys: list[str] = ()) -> str:
+    """One line for the first error, blaming the ``--set`` flag when the bad value came from one, else the file."""
     err = exc.errors()[0]
     loc = [str(part) for part in err["loc"]]
     key = ".".join(loc)
+    blamed = [k for k in set_keys if key == k or key.startswith(k + ".")]
+    if blamed:
+        source = f"--set {blamed[-1]}"
     if err["type"] == "extra_forbidden":
         return f"{source}: unknown key '{key}'{suggest(loc[-1], fields_at(model, loc[:-1]))}"
     if err["type"] == "missing":
@@ -213,6 +220,25 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists and scalars are leaves)."""
+    if not isinstance(data, dict):
+        return {prefix: data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(flatten(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}"))
+    return out
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any], *, safe: tuple[str, ...] = ()) -> list[str]:
+    """Dotted keys whose values differ between two nested configs, except the ``safe`` ones (a key, or a section
+    prefix ending in '.')."""
+    a, b = flatten(old), flatten(new)
+    missing = object()
+    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, missing) != b.get(k, missing))
+    return [k for k in keys if not any(k == s or (s.endswith(".") and k.startswith(s)) for s in safe)]
 
 
 # ------------------------------------------------------------------------------------------------- presets

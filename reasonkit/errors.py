@@ -18,3 +18,16 @@ class PluginError(ReasonkitError):
 
 class DataError(ReasonkitError):
     """Input data is missing or malformed."""
+
+
+class FinishedWithErrors(ReasonkitError):
+    """The run finished and its results are written, but some questions are error records (a missing or broken
+    clip): exit 3, so scripts notice."""
+
+    exit_code = 3
+
+
+class UploadFailed(ReasonkitError):
+    """Training finished and everything is saved locally, but an HF/S3 upload failed: exit 4."""
+
+    exit_code = 4

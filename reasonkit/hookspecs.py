@@ -49,7 +49,9 @@ def reasonkit_register_benchmarks(register: Register) -> None:
 
     Target: a zero-argument callable (usually a class) returning a :class:`reasonkit.types.Benchmark`: it has a
     ``name``, a default ``frame_spec`` and ``load(data_dir) -> list[Sample]``. Used by ``reasonkit eval NAME``;
-    the preset ``benchmarks/NAME.yaml`` (if any) supplies the default eval config.
+    the preset ``benchmarks/NAME.yaml`` (if any) supplies the default eval config. A benchmark without a preset
+    may declare ``eval_defaults``: a preset-shaped dict (``{"generation": {"max_tokens": 256, "max_retries": 2}}``)
+    applied over reasonkit's defaults and under ``--set``; without either, ``reasonkit eval`` says so on stderr.
     """
 
 

@@ -338,17 +338,22 @@ def test_uploads_exports_wandb_and_no_secret_anywhere(recipe_file, bucket, monke
             assert value.encode() not in path.read_bytes(), f"{var} leaked into {path}"
 
 
-def test_upload_failure_is_reported_and_never_fails_training(recipe_file, aws_env, monkeypatch, capfd, tmp_path):
+def test_upload_failure_is_reported_after_training_is_saved_and_exits_4(recipe_file, aws_env, monkeypatch, capfd,
+                                                                          tmp_path):
     import reasonkit.storage.retry
+    from reasonkit import cli
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{test_uploads.free_port()}")  # nothing listens
     monkeypatch.setattr(reasonkit.storage.retry, "MAX_DELAY_S", 0.0)  # retries without the backoff waits
     out = tmp_path / "run"
-    exported = train_in_process(recipe_file(out), "train.max_steps=1", "train.ckpt.upload_s3=all",
-                                "train.ckpt.s3_bucket=nowhere", "train.ckpt.export_safetensors=final")
+    code = cli.main(["train", "sft", "--config", str(recipe_file(out)), "--set", "train.max_steps=1",
+                     "--set", "train.ckpt.upload_s3=all", "--set", "train.ckpt.s3_bucket=nowhere",
+                     "--set", "train.ckpt.export_safetensors=final"])
     stderr = capfd.readouterr().err
-    assert exported == out / "final" and (exported / "config.json").is_file()
+    assert code == 4 and stderr.strip().splitlines()[-1].startswith("error: 2 upload(s) failed")
+    exported = out / "final"
+    assert (exported / "config.json").is_file() and list(exported.glob("*.safetensors"))
     assert [c.name for c in complete(out)] == ["step_000001"]
-    failed = [line for line in stderr.splitlines() if "UPLOAD FAILED" in line]
+    failed = [line for line in stderr.splitlines() if line.startswith("  UPLOAD FAILED")]
     assert len(failed) == 2  # the checkpoint and the final export, each after its retries
     assert any("step_000001" in line for line in failed) and any("final" in line for line in failed)

@@ -79,7 +79,9 @@ def test_set_overrides_are_typed():
 def test_set_unknown_key_and_bad_value():
     with pytest.raises(ConfigError, match=r"--set generation.temp: unknown key 'temp' — did you mean"):
         load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["generation.temp=1"])
-    with pytest.raises(ConfigError, match=r"key 'evaluation.batch_size'.*'many'"):
-        load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["evaluation.batch_size=many"])
+    with pytest.raises(ConfigError, match=r"^--set evaluation.batch_size: key 'evaluation.batch_size'.*'many'"):
+        load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["evaluation.batch_size=many"])  # the flag, not the file
+    with pytest.raises(ConfigError, match=r"^--set frames: key 'frames.fps'.*"):
+        load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["frames={fps: -1}"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
         load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["generation.temperature"])

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import make_upstream_benchmark, robovqa_like
+from helpers import make_upstream_benchmark, robovqa_like, write_clip
 
 from reasonkit import cli
 from reasonkit.evaluate.store import ResultStore, find_stores
@@ -85,7 +85,12 @@ def test_scores_retries_and_coverage_exact(scripted, robovqa_dir, tmp_path, caps
     rc = cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
                    str(robovqa_dir), "--results-dir", str(results), "--batch-size", "8",
                    "--set", "generation.max_retries=3"])
-    assert rc == 0
+    assert rc == 3  # finished, results written, but two questions are error records
+    err = capsys.readouterr().err.splitlines()
+    kinds = sorted(line for line in err if line.startswith("error records: "))
+    assert len(kinds) == 2 and "video file not found (first: " in kinds[1] and "missing.mp4" in kinds[1]
+    assert "cannot open video" in kinds[0] or "cannot decode video" in kinds[0]
+    assert err[-1].startswith("error: 2 of 5 questions are error records") and "--retry-errors" in err[-1]
     recs = {r["id"]: r for r in records_of(results)}
     assert sorted(recs) == ["corrupt#0", "missing#0", "v1#0", "v1#1", "v2#0"]  # every question, none dropped
     assert recs["missing#0"]["status"] == "error" and "video file not found" in recs["missing#0"]["error"]
@@ -223,6 +228,53 @@ def test_resume_refuses_a_different_model_and_no_resume_keeps_a_backup(tmp_path)
     assert len(backups) == 1 and json.loads(backups[0].read_text())["id"] == "a"
 
 
+def test_retry_errors_replaces_the_error_records_and_plain_resume_skips_them(scripted, robovqa_dir, tmp_path,
+                                                                            capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(robovqa_dir, data)
+    results = tmp_path / "results"
+    args = ["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir", str(data),
+            "--results-dir", str(results), "--set", "generation.max_retries=0"]
+    assert cli.main(args) == 3
+    clips = data / "benchmark" / "robovqa" / "clips"
+    (missing,) = [r["video"] for r in records_of(results) if r["id"] == "missing#0"]
+    write_clip(Path(missing), frames=8)  # the user fixes one clip
+    assert cli.main(args) == 3  # plain resume: nothing is asked again, the error records stay
+    assert len(records_of(results)) == 5 and len(ScriptedBackend.calls) == 1
+    capsys.readouterr()
+    assert cli.main([*args, "--retry-errors"]) == 3  # the corrupt clip still fails
+    recs = records_of(results)
+    assert sorted(r["id"] for r in recs) == ["corrupt#0", "missing#0", "v1#0", "v1#1", "v2#0"]  # replaced, once
+    by_id = {r["id"]: r for r in recs}
+    assert by_id["missing#0"]["status"] == "ok" and by_id["corrupt#0"]["status"] == "error"
+    assert ScriptedBackend.calls[-1] == [(1024, 0.6, 1)]  # only the fixed question was generated again
+    assert "1 of 5 questions are error records" in capsys.readouterr().err
+    assert clips.is_dir()
+
+
+def test_resume_refusal_names_the_changed_keys(scripted, robovqa_dir, tmp_path, capsys):
+    args = ["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir", str(robovqa_dir),
+            "--results-dir", str(tmp_path / "results"), "--set", "generation.max_retries=0"]
+    assert cli.main(args) == 3
+    capsys.readouterr()
+    assert cli.main([*args, "--set", "generation.temperature=0.2", "--set", "frames.fps=2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "changed frames.fps, generation.temperature;" in err and "--no-resume" in err
+
+
+def test_letter_mode_records_the_generation_it_used(scripted, robovqa_dir, tmp_path):
+    assert cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
+                     str(robovqa_dir), "--results-dir", str(tmp_path / "r"), "--answer-type", "letter",
+                     "--set", "generation.temperature=0.7", "--set", "generation.max_retries=0"]) == 3
+    (store,) = find_stores(tmp_path / "r")
+    generation = store.manifest()["identity"]["generation"]
+    assert generation["temperature"] == 0.0 and generation["max_tokens"] == 10  # greedy, 10 tokens: upstream's
+    assert {call[:2] for call in ScriptedBackend.calls[0]} == {(10, 0.0)}
+
+
 # ---- bad input: one line, non-zero exit, results kept ----------------------------------------------------------
 def run_cli(*args) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "reasonkit", *args], capture_output=True, text=True)
@@ -231,7 +283,7 @@ def run_cli(*args) -> subprocess.CompletedProcess:
 def test_bad_inputs_fail_with_one_clear_line(scripted, robovqa_dir, tmp_path):
     results = tmp_path / "results"
     assert cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
-                     str(robovqa_dir), "--results-dir", str(results), "--set", "generation.max_retries=0"]) == 0
+                     str(robovqa_dir), "--results-dir", str(results), "--set", "generation.max_retries=0"]) == 3
     before = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
 
     malformed = tmp_path / "malformed"
@@ -309,3 +361,41 @@ def test_infer_streams_an_answer(tiny_model_dir, synth_data_dir):
     text = run_infer(model=str(tiny_model_dir), video=clip, prompt="Which way does it move?", max_tokens=6,
                      temperature=0.0, fps=4.0, out=out)
     assert text and out.getvalue().startswith(text)
+
+
+# ---- a plugin benchmark without a preset ----------------------------------------------------------------------
+class _DeclaredDefaults:
+    name = "declared"
+    eval_defaults = {"generation": {"max_tokens": 64, "max_retries": 1}, "evaluation": {"answer_type": "letter"}}
+
+    def load(self, data_dir):
+        return []
+
+
+class _NoDefaults:
+    name = "bare"
+
+    def load(self, data_dir):
+        return []
+
+
+class _DefaultsPlugin:
+    @hookimpl
+    def reasonkit_register_benchmarks(self, register):
+        register("declared", _DeclaredDefaults)
+        register("bare", _NoDefaults)
+
+
+def test_a_benchmark_without_a_preset_uses_its_declared_defaults_or_says_it_has_none(fresh_plugins, capsys):
+    from reasonkit.evaluate.runner import resolve_config
+
+    fresh_plugins.reset_plugins(build_plugins(extra=[("defaults", _DefaultsPlugin())]))
+    cfg = resolve_config(["declared"], None, ["generation.max_retries=3"])
+    assert (cfg.generation.max_tokens, cfg.generation.max_retries) == (64, 3)  # --set still wins
+    assert cfg.evaluation.answer_type == "letter" and "note:" not in capsys.readouterr().err
+    cfg = resolve_config(["bare"], None, [])
+    assert cfg.generation.max_tokens == 1024
+    err = capsys.readouterr().err
+    assert "benchmark 'bare' has no preset" in err and "max_retries 10, max_tokens 1024" in err
+    cfg = resolve_config(["robovqa"], None, [])  # a shipped preset: no note
+    assert "note:" not in capsys.readouterr().err

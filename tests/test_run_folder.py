@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 
-from reasonkit import cli
-from reasonkit.train.run_folder import RESUME_SAFE_KEYS, changed_keys
 from test_sft import logged, write_recipe
+
+from reasonkit import cli
+from reasonkit.config import changed_keys
+from reasonkit.train.run_folder import RESUME_SAFE_KEYS
 
 
 def test_changed_keys_names_what_differs_except_the_safe_keys():

@@ -19,13 +19,16 @@ def eval_command(
     seed: int = typer.Option(None, "--seed", help="Sampling seed (evaluation.seed); one result file per seed."),
     answer_type: str = typer.Option(None, "--answer-type", help="reasoning | letter"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip questions already recorded."),
+    retry_errors: bool = typer.Option(None, "--retry-errors", help="On resume, ask the error records (missing or "
+                                      "broken clips) again; their new records replace them."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
 ) -> None:
-    """Evaluate a model on one or more benchmarks; results are appended per question and resumable."""
+    """Evaluate a model on one or more benchmarks; results are appended per question and resumable. Exit 3: the
+    run finished but some questions are error records (missing or broken clips)."""
     from reasonkit.evaluate.runner import eval_from_cli
 
     eval_from_cli(
         benchmarks=benchmarks or [], config=config, overrides=overrides or [], model=model, backend=backend,
         data_dir=data_dir, results_dir=results_dir, limit=limit, batch_size=batch_size, seed=seed,
-        answer_type=answer_type, resume=resume,
+        answer_type=answer_type, resume=resume, retry_errors=retry_errors,
     )

@@ -18,7 +18,7 @@ from typing import Any
 
 from reasonkit import __version__
 from reasonkit.config import EvalConfig, load_config, preset_path
-from reasonkit.errors import DataError, ReasonkitError
+from reasonkit.errors import DataError, FinishedWithErrors, ReasonkitError
 from reasonkit.evaluate.store import ResultStore, model_slug
 from reasonkit.prompts import build_messages
 from reasonkit.scoring.extract import reasoning_text
@@ -38,14 +38,36 @@ def resolve_config(benchmarks: list[str], config: str | None, overrides: list[st
         path = preset_path(benchmarks[0])
     flag_keys = {"model": "model.model_name", "backend": "model.backend", "data_dir": "data_dir",
                  "results_dir": "results_dir", "limit": "evaluation.limit", "batch_size": "evaluation.batch_size",
-                 "seed": "evaluation.seed", "answer_type": "evaluation.answer_type", "resume": "evaluation.resume"}
+                 "seed": "evaluation.seed", "answer_type": "evaluation.answer_type", "resume": "evaluation.resume",
+                 "retry_errors": "evaluation.retry_errors"}
     flag_overrides = [f"{flag_keys[k]}={json.dumps(str(v) if isinstance(v, Path) else v)}"
                       for k, v in flags.items() if v is not None]
-    cfg = load_config(EvalConfig, path, [*overrides, *flag_overrides],
-                      base={"datasets": list(benchmarks)} if benchmarks else None)
+    base: dict[str, Any] = {"datasets": list(benchmarks)} if benchmarks else {}
+    if path is None:
+        base = _benchmark_defaults(benchmarks, base)
+    cfg = load_config(EvalConfig, path, [*overrides, *flag_overrides], base=base or None)
     if benchmarks:  # benchmarks named on the command line win over the preset's list
         cfg.datasets = list(benchmarks)
     return cfg
+
+
+def _benchmark_defaults(benchmarks: list[str], base: dict[str, Any]) -> dict[str, Any]:
+    """Without a preset file, a benchmark's own ``eval_defaults`` (preset-shaped, e.g. ``{"generation":
+    {"max_tokens": 256}}``) come before reasonkit's; a benchmark that declares none is told about on stderr."""
+    import sys
+
+    from reasonkit.config import deep_merge
+    from reasonkit.plugins import get_benchmark
+
+    for name in benchmarks:
+        defaults = getattr(get_benchmark(name), "eval_defaults", None)
+        if defaults:
+            base = deep_merge(base, defaults)
+        else:
+            print(f"note: benchmark '{name}' has no preset (benchmarks/{name}.yaml) and declares no eval_defaults: "
+                  f"using reasonkit's generation defaults (max_retries 10, max_tokens 1024, temperature 0.6)",
+                  file=sys.stderr)
+    return base
 
 
 def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str], **flags: Any) -> None:
@@ -56,6 +78,40 @@ def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str
     from reasonkit.scoring.report import print_summary
 
     print_summary(stores)
+    report_error_records(stores)
+
+
+def report_error_records(stores: list[ResultStore]) -> None:
+    """One line per kind of failure (how many questions, the first clip, the reason), then exit 3: the results are
+    written, but a script must notice that some questions could not be asked."""
+    import sys
+
+    groups: dict[str, list[dict[str, Any]]] = {}
+    total = 0
+    for store in stores:
+        records = store.records()
+        total += len(records)
+        for record in records:
+            if record.get("status") == "error":
+                groups.setdefault(_error_kind(record), []).append(record)
+    if not groups:
+        return
+    for kind, records in sorted(groups.items(), key=lambda kv: -len(kv[1])):
+        first = records[0]
+        print(f"error records: {len(records)} question(s): {kind} (first: {first.get('video')}: "
+              f"{first.get('error')})", file=sys.stderr)
+    n = sum(map(len, groups.values()))
+    raise FinishedWithErrors(f"{n} of {total} questions are error records (counted as wrong; coverage above); "
+                             f"fix the clips and rerun with --retry-errors to replace them")
+
+
+def _error_kind(record: dict[str, Any]) -> str:
+    """The failure without the clip's path and the library's detail: 'cannot open video', 'no video', ..."""
+    text = str(record.get("error") or "unknown error")
+    for name in (record.get("video"), record.get("id")):
+        if name:
+            text = text.replace(str(name), "")
+    return text.lstrip(": ").split(" (")[0].strip() or "unknown error"
 
 
 # ------------------------------------------------------------------------------------------------- runner
@@ -87,6 +143,8 @@ def run_eval(cfg: EvalConfig, *, backend=None, progress: bool = True) -> list[Re
                             / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl")
         manifest = _manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
         done = store.open(manifest, resume=cfg.evaluation.resume)
+        if cfg.evaluation.retry_errors and cfg.evaluation.resume and store.drop_error_records():
+            done = store.recorded_ids()
         todo = [s for s in samples[name] if s.id not in done]
         _evaluate(todo, name, spec, cfg, backend, scorers, store, progress=progress)
         stores.append(store)
@@ -174,16 +232,23 @@ def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sam
     return outputs, retries, tokens
 
 
+def effective_generation(cfg: EvalConfig) -> dict[str, Any]:
+    """The generation settings actually used: ``letter`` answers are greedy and at most 10 tokens (upstream),
+    whatever the preset's temperature and max_tokens say; the manifest records these."""
+    gen = cfg.generation.model_dump()
+    if cfg.evaluation.answer_type == "letter":
+        gen.update(temperature=0.0, max_tokens=min(gen["max_tokens"], LETTER_MODE_MAX_TOKENS))
+    return gen
+
+
 def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
-    gen = cfg.generation
-    letter = cfg.evaluation.answer_type == "letter"
+    gen = effective_generation(cfg)
     return GenRequest(
         messages=build_messages(sample, cfg.evaluation.answer_type),
         frames=frames,
-        max_tokens=min(gen.max_tokens, LETTER_MODE_MAX_TOKENS) if letter else gen.max_tokens,
-        temperature=0.0 if letter else gen.temperature,
-        top_p=gen.top_p, top_k=gen.top_k, repetition_penalty=gen.repetition_penalty,
-        presence_penalty=gen.presence_penalty, frequency_penalty=gen.frequency_penalty,
+        max_tokens=gen["max_tokens"], temperature=gen["temperature"],
+        top_p=gen["top_p"], top_k=gen["top_k"], repetition_penalty=gen["repetition_penalty"],
+        presence_penalty=gen["presence_penalty"], frequency_penalty=gen["frequency_penalty"],
         seed=cfg.evaluation.seed,
     )
 
@@ -214,13 +279,14 @@ def _manifest(cfg: EvalConfig, dataset: str, spec: FrameSpec, fingerprint: str, 
 
     # What determines the outputs; batch size, limit and resume do not belong here.
     identity = {"model": cfg.model.model_dump(exclude={"device", "backend"}), "frames": spec.to_dict(),
-                "generation": cfg.generation.model_dump(), "answer_type": cfg.evaluation.answer_type,
+                "generation": effective_generation(cfg), "answer_type": cfg.evaluation.answer_type,
                 "seed": cfg.evaluation.seed, "scorers": cfg.evaluation.scorers}
     return {
         "benchmark": dataset, "model": cfg.model.model_name, "model_fingerprint": fingerprint,
         "revision": cfg.model.revision, "backend": backend, "answer_type": cfg.evaluation.answer_type,
         "seed": cfg.evaluation.seed, "n_total": n_total, "primary_scorer": cfg.evaluation.scorers[0],
         "config_hash": hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16],
+        "identity": redact(identity),  # what the hash covers, so a refused resume can name the changed keys
         "config": redact(cfg.model_dump()), "reasonkit_version": __version__, "versions": _library_versions(),
         "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

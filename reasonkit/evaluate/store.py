@@ -79,17 +79,26 @@ class ResultStore:
                 if old.get(key) != manifest.get(key):
                     raise ReasonkitError(
                         f"{self.path}: recorded with a different {key.replace('_', ' ')} "
-                        f"({old.get(key)} vs {manifest.get(key)}); use --no-resume (keeps the old file as .bak) "
-                        f"or another --results-dir"
+                        f"({old.get(key)} vs {manifest.get(key)}){_changed(old, manifest, key)}; use --no-resume "
+                        f"(keeps the old file as .bak) or another --results-dir"
                     )
         self._cut_torn_line()
         _write_atomic(self.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
         return self.recorded_ids() if resume else set()
 
+    def drop_error_records(self) -> int:
+        """Rewrite the file without its error records (atomically), so they are run again and replaced rather
+        than duplicated; returns how many were dropped."""
+        records = self.records()
+        kept = [r for r in records if r.get("status") != "error"]
+        if len(kept) != len(records):
+            _write_atomic(self.path, "".join(_line(r) for r in kept))
+        return len(records) - len(kept)
+
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
-        data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=True) + "\n" for r in records)
+        data = "".join(_line(r) for r in records)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(data)
             handle.flush()
@@ -104,9 +113,23 @@ class ResultStore:
                 handle.truncate(data.rfind(b"\n") + 1)
 
 
+def _line(record: dict[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def _changed(old: dict[str, Any], new: dict[str, Any], key: str) -> str:
+    """': changed generation.temperature, frames.fps' when both manifests carry the settings that make the hash."""
+    from reasonkit.config import changed_keys
+
+    if key != "config_hash" or not isinstance(old.get("identity"), dict):
+        return ""
+    keys = changed_keys(old["identity"], new.get("identity") or {})
+    return f": changed {', '.join(keys)}" if keys else ""
+
+
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w") as handle:
+    with tmp.open("w", encoding="utf-8") as handle:
         handle.write(text)
         handle.flush()
         os.fsync(handle.fileno())

@@ -203,6 +203,11 @@ class RunContext:
         if exported:
             lines.append(f"  evaluate:     reasonkit eval <benchmark> --model {exported}")
         print(scrub_text("\n".join(lines)), file=sys.stderr)
+        if failures:  # everything is saved locally; the exit code still tells scripts an upload is missing
+            from reasonkit.errors import UploadFailed
+
+            raise UploadFailed(f"{len(failures)} upload(s) failed (UPLOAD FAILED above); the run itself is complete "
+                               f"and saved in {self.out}")
 
     def resume_command(self) -> str:
         """The `reasonkit train` command line that continues this run from its newest checkpoint."""

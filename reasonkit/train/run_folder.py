@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from reasonkit.config import changed_keys, flatten
 from reasonkit.errors import ConfigError
 
 # Dotted recipe keys (or section prefixes ending in '.') that may differ between a run and its resume.
@@ -65,26 +66,6 @@ def prepare_fresh(out: Path, *, overwrite: bool, is_main: bool) -> Path | None:
     if is_main:
         out.rename(aside)
     return aside
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` → ``{"a.b": 1}`` (lists and scalars are leaves)."""
-    if not isinstance(data, dict):
-        return {prefix: data}
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        out.update(flatten(value, f"{prefix}{key}." if isinstance(value, dict) else f"{prefix}{key}"))
-    return out
-
-
-def changed_keys(old: dict[str, Any], new: dict[str, Any], *, safe: tuple[str, ...] = ()) -> list[str]:
-    """Dotted keys whose values differ between two nested configs, except the ``safe`` ones."""
-    a, b = flatten(old), flatten(new)
-    keys = sorted(k for k in a.keys() | b.keys() if a.get(k, _MISSING) != b.get(k, _MISSING))
-    return [k for k in keys if not any(k == s or (s.endswith(".") and k.startswith(s)) for s in safe)]
-
-
-_MISSING = object()
 
 
 def check_resume(saved_recipe: Path, current: dict[str, Any]) -> None:
