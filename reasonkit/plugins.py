@@ -178,11 +178,17 @@ def get_backend_factory(name: str):
 
 def get_reward(name: str):
     """A reward function; ``scorer:NAME`` derives one from any registered scorer."""
-    if name.startswith("scorer:"):
+    plugins = get_plugins()
+    scorer = name.removeprefix("scorer:") if name.startswith("scorer:") else None
+    if scorer is not None and scorer in plugins.names("scorers"):
         from reasonkit.scoring.rewards import reward_from_scorer
 
-        return reward_from_scorer(get_scorer(name.removeprefix("scorer:")))
-    return get_plugins().get("rewards", name)
+        return reward_from_scorer(get_scorer(scorer))
+    if scorer is None and name in plugins.names("rewards"):
+        return plugins.get("rewards", name)
+    # Both spellings are candidates, so 'upstream' suggests 'scorer:upstream' and the list shows the scorer form.
+    known = plugins.names("rewards") + [f"scorer:{s}" for s in plugins.names("scorers")]
+    raise PluginError(unknown_name_message("reward", name, known))
 
 
 def get_trainer(name: str):

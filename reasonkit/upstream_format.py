@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonkit.errors import DataError
+from reasonkit.textfile import read_text
 from reasonkit.types import Sample
 
 
@@ -34,15 +35,29 @@ def safe_join(root: Path, relative: str, *, what: str) -> Path:
     resolved_root = root.resolve()
     resolved = (root / candidate).resolve()
     if candidate.is_absolute() or (resolved != resolved_root and resolved_root not in resolved.parents):
+        link = first_symlink(root, candidate)
+        if link is not None:  # the path itself looks harmless: say which link leads out, and where
+            raise DataError(f"{what}: path {relative!r} is refused: {link} is a symlink to {link.resolve()}, "
+                            f"outside the data directory {root}")
         raise DataError(f"{what}: path {relative!r} escapes the data directory {root}")
     return root / candidate
+
+
+def first_symlink(root: Path, relative: Path) -> Path | None:
+    """The first of ``root/a``, ``root/a/b``, ... (the components of ``relative``) that is a symlink."""
+    current = root
+    for part in relative.parts:
+        current = current / part
+        if current.is_symlink():
+            return current
+    return None
 
 
 def read_annotation(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
     try:
-        entries = json.loads(path.read_text())
+        entries = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     if not isinstance(entries, list):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonkit.errors import DataError
+from reasonkit.textfile import read_text
 from reasonkit.upstream_format import qa_list, safe_join
 
 
@@ -40,7 +41,7 @@ def _files(path: Path, split: str | None) -> list[Path]:
 
 
 def _read(file: Path) -> list[Any]:
-    text = file.read_text()
+    text = read_text(file)
     try:
         if file.suffix == ".jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]

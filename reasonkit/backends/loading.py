@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from reasonkit.errors import ReasonkitError
+from reasonkit.textfile import read_text
 
 WEIGHT_PATTERNS = ("*.safetensors", "*.safetensors.index.json", "pytorch_model*.bin")
 
@@ -16,6 +19,7 @@ def check_model_dir(model: str) -> None:
     path = Path(model)
     looks_local = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1
     if not looks_local:
+        check_hub_id(model)
         return
     if not path.is_dir():
         raise ReasonkitError(f"model folder {model} not found")
@@ -23,6 +27,56 @@ def check_model_dir(model: str) -> None:
         raise ReasonkitError(f"model folder {model} has no config.json (expected a save_pretrained folder)")
     if not any(next(path.glob(p), None) for p in WEIGHT_PATTERNS):
         raise ReasonkitError(f"model folder {model} has no weights (*.safetensors or pytorch_model*.bin)")
+
+
+_HUB_CHECKED: set[str] = set()
+
+
+def _in_hub_cache(model: str) -> bool:
+    from huggingface_hub import constants
+
+    snapshots = Path(constants.HF_HUB_CACHE) / f"models--{model.replace('/', '--')}" / "snapshots"
+    return snapshots.is_dir() and any(snapshots.iterdir())
+
+
+def check_hub_id(model: str) -> None:
+    """Fail in seconds, naming the id, where transformers would retry every file for minutes: offline and not in
+    the cache, hub unreachable (first connection error) and not in the cache, or no such repo on the hub. An
+    unreachable hub with the model cached switches to offline mode, so loading reads the cache at once."""
+    if model in _HUB_CHECKED:
+        return
+    from huggingface_hub import constants, model_info
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, RepositoryNotFoundError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError as exc:
+        raise ReasonkitError(f"model {model!r} is neither a local folder nor a Hugging Face Hub id ({exc})") from None
+    cached = _in_hub_cache(model)
+    if constants.HF_HUB_OFFLINE:
+        if not cached:
+            raise ReasonkitError(f"model {model!r} is not in the local Hugging Face cache ({constants.HF_HUB_CACHE}) "
+                                 "and the hub is offline (HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE): check the id, or "
+                                 "download it while online")
+    else:
+        try:
+            model_info(model, timeout=constants.HF_HUB_ETAG_TIMEOUT)  # one request, no retries
+        except RepositoryNotFoundError:
+            if not cached:
+                raise ReasonkitError(f"model {model!r} not found on the Hugging Face Hub (mistyped id? a private "
+                                     "or gated repo needs `hf auth login` or HF_TOKEN)") from None
+        except HfHubHTTPError:
+            pass  # the hub answered (a bad revision, a server error): from_pretrained reports it with context
+        except Exception as exc:  # the HTTP client's transport errors (connect, timeout, DNS): its own classes
+            if not cached:
+                raise ReasonkitError(f"cannot load model {model!r}: the Hugging Face Hub ({constants.ENDPOINT}) is "
+                                     f"unreachable ({type(exc).__name__}) and the model is not in the local "
+                                     "cache") from None
+            print(f"the Hugging Face Hub is unreachable; loading {model} from the local cache", file=sys.stderr)
+            os.environ["HF_HUB_OFFLINE"] = "1"  # subprocesses (vLLM workers) too
+            constants.HF_HUB_OFFLINE = True  # read at import time; huggingface_hub.is_offline_mode() returns it
+    _HUB_CHECKED.add(model)
 
 
 def model_fingerprint(model: str) -> str:
@@ -34,7 +88,7 @@ def model_fingerprint(model: str) -> str:
     digest = hashlib.sha256()
     config = path / "config.json"
     if config.is_file():
-        digest.update(json.dumps(json.loads(config.read_text()), sort_keys=True).encode())
+        digest.update(json.dumps(json.loads(read_text(config, ReasonkitError)), sort_keys=True).encode())
     for pattern in WEIGHT_PATTERNS:
         for file in sorted(path.glob(pattern)):
             digest.update(f"{file.name}:{file.stat().st_size}".encode())

@@ -11,6 +11,7 @@ import tarfile
 from pathlib import Path
 
 from reasonkit.errors import DataError
+from reasonkit.upstream_format import first_symlink
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
@@ -64,7 +65,9 @@ def _check_on_disk(archive: Path, dest: Path, name: str) -> None:
     """Folders already on disk could be symlinks planted earlier: check where a write would really land."""
     root, parent = dest.resolve(), (dest / posixpath.normpath(name)).parent.resolve()
     if parent != root and root not in parent.parents:
-        raise _refusal(archive, name, f"would be written through a link to {parent}, outside {dest}")
+        link = first_symlink(dest, Path(posixpath.normpath(name)).parent)
+        via = f" ({link} is a symlink)" if link is not None else ""
+        raise _refusal(archive, name, f"would be written through a link to {parent}, outside {dest}{via}")
 
 
 def extract_archive(archive: Path, dest: Path | None = None) -> list[str]:

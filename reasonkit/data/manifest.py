@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from reasonkit.errors import DataError
+from reasonkit.textfile import read_text
 
 MANIFEST_NAME = "reasonkit_manifest.json"
 
@@ -28,7 +29,7 @@ def load_manifest(folder: Path) -> dict[str, Any]:
     if not path.exists():
         return {"files": {}, "archives": {}}
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: malformed manifest ({exc.msg} at line {exc.lineno}); delete it to start "
                         "over") from None

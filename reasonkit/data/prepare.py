@@ -20,6 +20,7 @@ from pathlib import Path
 from reasonkit.data import clip_ids
 from reasonkit.data.encode import ClipWriter, Cut, cut_video, decode_images
 from reasonkit.errors import DataError
+from reasonkit.textfile import read_text
 from reasonkit.upstream_format import annotation_path, read_annotation, safe_join
 
 DATASETS = ("bridgev2", "agibot", "holoassist")
@@ -125,7 +126,7 @@ def _holoassist_events(root: Path) -> dict[str, dict[int, tuple[float, float]]] 
             return None
         path = candidates[0]
     try:
-        videos = json.loads(path.read_text())
+        videos = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
     if not isinstance(videos, list):
