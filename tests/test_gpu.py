@@ -29,7 +29,7 @@ epoch = 20
 max_steps = {max_steps}
 output_dir = "{out}"
 seed = 0
-optm_lr = 1e-4
+optm_lr = {lr}
 optm_weight_decay = 0.0
 param_dtype = "bfloat16"
 train_batch_per_replica = 4
@@ -81,7 +81,8 @@ def sft(model, data, out: Path, *, stage: int = 2, max_steps: int = 8, overrides
     from reasonkit.train.recipe import load_recipe
 
     path = out.parent / f"{out.name}.toml"
-    path.write_text(SFT_RECIPE.format(out=out, data=data, model=model, stage=stage, max_steps=max_steps))
+    path.write_text(SFT_RECIPE.format(out=out, data=data, model=model, stage=stage, max_steps=max_steps,
+                                      lr=3e-3 if DRY_RUN else 1e-4))  # the tiny model learns slower
     return get_trainer("sft")(load_recipe(path, list(overrides)))
 
 

@@ -90,3 +90,36 @@ def test_completion_logps_share_one_video_encoding(model_and_batch):
     assert torch.allclose(got[mask], expected[mask], rtol=1e-5, atol=1e-5)
     assert torch.allclose(entropy[mask], expected_entropy[mask], rtol=1e-5, atol=1e-5)
     assert (got[~mask] == 0).all()
+
+
+def test_batched_vision_windows_match_one_call_per_window(tiny_model_dir):
+    from transformers import AutoModelForImageTextToText
+
+    from reasonkit.train import lean
+
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    visual = model.model.visual
+    grid = torch.tensor([[2, 16, 16], [2, 8, 8]])  # 224x224 (4 windows a frame) and 112x112 clips
+    pixels = torch.randn(int(grid.prod(-1).sum()), 3 * 2 * 14 * 14)
+    first = int(grid[0].prod())
+    with torch.no_grad():
+        expected = visual(pixels[:first], grid_thw=grid[:1]).pooler_output
+        mixed = visual(pixels, grid_thw=grid).pooler_output  # unequal frames: the module's own path
+    calls = []
+    lean.batch_vision_attention(model)
+    original = torch.nn.functional.scaled_dot_product_attention
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape[0])
+        return original(*args, **kwargs)
+
+    torch.nn.functional.scaled_dot_product_attention = counting
+    try:
+        with torch.no_grad():
+            got = visual(pixels[:first], grid_thw=grid[:1]).pooler_output
+            got_mixed = visual(pixels, grid_thw=grid).pooler_output
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = original
+    assert calls[0] == 8  # 2 frames x 4 windows in one call
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5)
+    assert torch.allclose(got_mixed, mixed, rtol=1e-5, atol=1e-5)

@@ -86,6 +86,10 @@ def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
         from transformers.integrations import HfDeepSpeedConfig
 
         keep_alive = HfDeepSpeedConfig(ds_config)
+    else:  # an earlier ZeRO-3 run in this process (tests, benches) must not make this model partitioned too
+        from transformers.integrations.deepspeed import unset_hf_deepspeed_config
+
+        unset_hf_deepspeed_config()
     # bf16 training: load in bf16, which DeepSpeed would cast to anyway (its fp32 master copy is made from the
     # module's params either way); fp32 on CPU, where the module itself trains in fp32
     dtype = torch.bfloat16 if ds_config["bf16"]["enabled"] else torch.float32

@@ -47,6 +47,14 @@ def install(model, *, chunk_tokens: int = CHUNK_TOKENS) -> None:
     model._reasonkit_lean = True
     model._reasonkit_chunk_tokens = chunk_tokens
     skip_frozen_vision_backward(model)
+    if BATCH_VISION_WINDOWS:
+        batch_vision_attention(model)
+
+
+# The vision tower's sdpa path runs one attention call per window (64 patches) or frame: 64 windows x 28
+# windowed blocks per 448x448 frame pair, each a launch-bound micro-kernel, then again in recompute and backward.
+# Windows of one grid are all the same size, so they stack into one batched call. Bench levers switch these off.
+BATCH_VISION_WINDOWS = True
 
 
 def skip_frozen_vision_backward(model) -> int:
@@ -65,6 +73,37 @@ def skip_frozen_vision_backward(model) -> int:
             module.gradient_checkpointing = False  # nothing to recompute for a backward that never runs
         wrapped += 1
     return wrapped
+
+
+def batch_vision_attention(model) -> int:
+    """Give each vision attention module a forward that runs equal-length chunks (windows, frames) as one
+    batched sdpa call; any other layout, and flash attention, takes the module's own forward."""
+    visual = getattr(getattr(model, "model", None), "visual", None)
+    if visual is None or "flash" in str(getattr(visual.config, "_attn_implementation", "")):
+        return 0
+    for block in visual.blocks:
+        block.attn.forward = types.MethodType(_batched_vision_attention, block.attn)
+    return len(visual.blocks)
+
+
+def _batched_vision_attention(self, hidden_states, cu_seqlens, position_embeddings=None, max_seqlen=None,
+                              **kwargs):
+    from transformers.models.qwen2_5_vl import modeling_qwen2_5_vl as qwen
+
+    lengths = (cu_seqlens[1:] - cu_seqlens[:-1]).tolist()
+    if len(set(lengths)) != 1 or position_embeddings is None:
+        return type(self).forward(self, hidden_states, cu_seqlens, position_embeddings, max_seqlen, **kwargs)
+    seq, chunks, size = hidden_states.shape[0], len(lengths), lengths[0]
+    q, k, v = self.qkv(hidden_states).reshape(seq, 3, self.num_heads, -1).permute(1, 0, 2, 3).unbind(0)
+    cos, sin = position_embeddings
+    q, k = qwen.apply_rotary_pos_emb_vision(q, k, cos, sin)
+    # (seq, heads, dim) -> (chunks, heads, size, dim): the chunks are consecutive runs of the sequence
+    q, k, v = (t.reshape(chunks, size, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+    attention = qwen.ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation,
+                                                           qwen.eager_attention_forward)
+    out, _ = attention(self, q, k, v, attention_mask=None, scaling=self.scaling,
+                       dropout=0.0 if not self.training else self.attention_dropout, is_causal=False, **kwargs)
+    return self.proj(out.reshape(seq, -1).contiguous())
 
 
 def _no_grad_forward(self, *args, **kwargs):

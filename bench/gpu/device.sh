@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# One device call of the GPU benches and tests, run from the checkout root on the lent GPU machine:
+#   bash bench/gpu/device.sh tests "sft:shipped@2,shipped@4" "grpo:lean" "sft7b:offload@1"
+# Needs `.whl/` carried: the wheels of ../shared/gpu/make-wheels.sh, plus head.tar (git archive of HEAD: tests,
+# bench, recipes, pyproject.toml) and plain_hf_baseline.py, which bench/gpu/pack.sh adds. Everything runs from
+# /tmp/rk against the installed reasonkit wheel (committed code only). Logs land in $OUT.
+set -uo pipefail
+root=$(pwd)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  "$root"/.whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site PYTORCH_ALLOC_CONF=expandable_segments:True TOKENIZERS_PARALLELISM=false \
+  PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
+mkdir -p /tmp/rk && tar -xf "$root/.whl/head.tar" -C /tmp/rk && cd /tmp/rk || exit 1
+base="$root/.whl/plain_hf_baseline.py"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+python3 -c "import torch, transformers, deepspeed; print('torch', torch.__version__, 'transformers', transformers.__version__, 'deepspeed', deepspeed.__version__)" 2>&1 | tail -1
+for step in "$@"; do
+  echo "===== $step $(date -u +%H:%M:%S)"
+  case "$step" in
+    tests) timeout "${TESTS_TIMEOUT:-240}" python3 -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q -x \
+             2>&1 | tee "$OUT/pytest_gpu.log" | grep -v "^\s*$" | tail -25 ;;
+    sft:*) python3 bench/gpu/sft.py --baseline "$base" --configs "${step#sft:}" ${SFT_ARGS:-} 2>&1 \
+             | tee -a "$OUT/bench_sft.log" | grep -v '^\[.*{' ;;
+    sftnp:*) python3 bench/gpu/sft.py --configs "${step#sftnp:}" ${SFT_ARGS:-} 2>&1 \
+             | tee -a "$OUT/bench_sft.log" | grep -v '^\[.*{' ;;
+    sft7b:*) python3 bench/gpu/sft.py --shape qwen2.5-vl-7b --baseline "$base" --plain-mbs 1,2 \
+             --configs "${step#sft7b:}" 2>&1 | tee -a "$OUT/bench_sft7b.log" | grep -v '^\[.*{' ;;
+    grpo:*) python3 bench/gpu/grpo.py --baseline "$base" --configs "${step#grpo:}" 2>&1 \
+             | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
+    grponp:*) python3 bench/gpu/grpo.py --configs "${step#grponp:}" 2>&1 \
+             | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
+  esac
+done
+echo "===== end $(date -u +%H:%M:%S)"
