@@ -3,6 +3,9 @@ on result folders written in the store's layout."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -119,3 +122,84 @@ def test_macro_averages_datasets_and_pools_mcnemar():
     assert m["mcnemar_p"] == pytest.approx(1.0)  # one discordant pair over both datasets
     # d2's replicates are all 0, d1's are 0, .5 or 1 (two clips): the macro replicates are half of d1's.
     assert (m["ci95_low"], m["ci95_high"]) == (0.0, 50.0)
+
+
+# ------------------------------------------------------------------------------------------ the command
+def write_run(results: Path, slug: str, records: list[dict], *, dataset: str = "ds", answer_type: str = "letter",
+              seed: int = 1, model: str | None = None, fingerprint: str = "f" * 16) -> None:
+    """A result file and manifest in the layout `reasonkit eval` writes."""
+    from reasonkit.evaluate.store import ResultStore
+
+    store = ResultStore(results / slug / dataset / answer_type / f"seed{seed}.jsonl")
+    store.open({"benchmark": dataset, "model": model or slug, "answer_type": answer_type, "seed": seed,
+                "n_total": len(records), "model_fingerprint": fingerprint, "config_hash": "c"}, resume=False)
+    store.append([{**r, "dataset": dataset, "seed": seed} for r in records])
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    from reasonkit.cli import main
+
+    code = main(args)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_compare_two_models_of_one_results_folder(tmp_path, capsys):
+    results = tmp_path / "results"
+    # Two datasets; on "ds" B gains 3 of 4 videos (2 questions each) and A recorded one more video.
+    write_run(results, "base", [rec(f"v{i}#{j}", False, f"v{i}") for i in range(5) for j in range(2)])
+    write_run(results, "tuned", [rec(f"v{i}#{j}", i < 3, f"v{i}") for i in range(4) for j in range(2)])
+    write_run(results, "base", [rec("w1", True), rec("w2", False)], dataset="other")
+    write_run(results, "tuned", [rec("w1", True), rec("w2", False)], dataset="other")
+    write_run(results, "base", [rec("z1", True)], dataset="only-base")
+    code, out, _ = run_cli(["compare", "base", "tuned", "--results-dir", str(results), "--json",
+                            "--show-flips", "2"], capsys)
+    assert code == 0
+    (result,) = json.loads(out)
+    assert (result["a"], result["b"]) == ("base", "tuned")
+    ds, other = result["datasets"]
+    assert (ds["dataset"], ds["paired"], ds["only_a"], ds["only_b"]) == ("ds", 8, 2, 0)
+    assert ds["acc_a"] == 0.0 and ds["acc_b"] == 75.0 and ds["diff"] == 75.0
+    assert (ds["a_only_right"], ds["b_only_right"]) == (0, 6)
+    assert ds["mcnemar_p"] == pytest.approx(2 / 64)
+    assert 0 < ds["ci95_low"] <= 75.0 <= ds["ci95_high"] == 100.0
+    assert [f["id"] for f in ds["flips"]["gained"]] == ["v0#0", "v0#1"] and ds["flips"]["lost"] == []
+    assert other["diff"] == 0.0 and other["mcnemar_p"] == 1.0
+    assert result["only_in_a"] == ["only-base/letter"] and result["only_in_b"] == []
+    (m,) = result["macro"]
+    assert m["diff"] == pytest.approx(37.5) and m["paired"] == 10
+
+    code, out, _ = run_cli(["compare", "base", "tuned", "--results-dir", str(results)], capsys)
+    assert code == 0
+    assert "2 question(s) recorded only by A" in out and "only A recorded: only-base/letter" in out
+
+
+def test_compare_many_against_a_baseline_and_bad_names(tmp_path, capsys):
+    results = tmp_path / "results"
+    for slug, k in (("base", 0), ("sft", 2), ("grpo", 3)):
+        write_run(results, slug, [rec(f"q{i}", i < k) for i in range(4)])
+    code, out, _ = run_cli(["compare", str(results), "--baseline", "base", "--json"], capsys)
+    assert code == 0
+    assert [(r["a"], r["b"], r["diff"]) for r in (dict(c, diff=c["datasets"][0]["diff"]) for c in json.loads(out))] \
+        == [("base", "grpo", 75.0), ("base", "sft", 50.0)]
+    code, _, err = run_cli(["compare", "base", "nope", "--results-dir", str(results)], capsys)
+    assert code == 2 and err.strip() == (f"error: nope: is not recorded in {results} (models there: base, grpo, "
+                                         f"sft)")
+    code, _, err = run_cli(["compare", "base", "--results-dir", str(results)], capsys)
+    assert code == 2 and "compare needs two models" in err
+
+
+def test_compare_finds_an_export_by_its_weights(tmp_path, capsys):
+    from reasonkit.backends.loading import model_fingerprint
+
+    export = tmp_path / "run" / "final"
+    export.mkdir(parents=True)
+    (export / "config.json").write_text('{"model_type": "qwen2_5_vl"}')
+    (export / "model.safetensors").write_bytes(b"weights")
+    results = tmp_path / "results"
+    write_run(results, "base", [rec("q1", False), rec("q2", False)])
+    write_run(results, "final-1234", [rec("q1", True), rec("q2", False)], fingerprint=model_fingerprint(str(export)))
+    code, out, _ = run_cli(["compare", "base", str(export), "--results-dir", str(results), "--json"], capsys)
+    assert code == 0
+    (result,) = json.loads(out)
+    assert result["b"] == "final (final-1234)" and result["datasets"][0]["diff"] == 50.0
