@@ -258,7 +258,7 @@ def _base_record(sample: Sample, spec: FrameSpec, cfg: EvalConfig) -> dict[str, 
         "id": sample.id, "dataset": sample.dataset, "video_id": sample.video_id,
         "question_index": sample.metadata.get("question_index"), "video": str(sample.video),
         "answer": sample.answer, "answer_type": cfg.evaluation.answer_type, "seed": cfg.evaluation.seed,
-        "frame_spec": spec.to_dict(),
+        "frame_spec": spec.to_dict(), "question": sample.question, "choices": sample.choices,  # for reports
         "meta": {k: v for k, v in sample.metadata.items() if k not in ("video_id", "question_index")},
     }
 
