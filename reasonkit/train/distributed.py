@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -39,14 +40,15 @@ def init_distributed() -> Dist:
     becomes a world of one (without these variables DeepSpeed would look for MPI)."""
     import torch
 
-    init_method = None
+    init_method = store_dir = None
     if "RANK" not in os.environ:
         os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
                           MASTER_PORT=str(_free_port()))
         # A world of one needs no rendezvous port (a free port picked now can be taken by the time it binds)
         import tempfile
 
-        init_method = f"file://{tempfile.mkdtemp(prefix='reasonkit-pg-')}/store"
+        store_dir = tempfile.mkdtemp(prefix="reasonkit-pg-")
+        init_method = f"file://{store_dir}/store"
     on_gpu = torch.cuda.is_available()
     if not on_gpu:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
@@ -56,10 +58,30 @@ def init_distributed() -> Dist:
     if on_gpu:
         torch.cuda.set_device(local_rank)
     if not torch.distributed.is_initialized():
+        # Registered before the group exists, so a failed init still removes the folder. atexit, not the end of
+        # the trainer: the group lives as long as the process (a second run in-process reuses it).
+        atexit.register(_shutdown, store_dir)
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu else "gloo", verbose=False, init_method=init_method,
                                    rank=int(os.environ["RANK"]), world_size=int(os.environ["WORLD_SIZE"]))
+    elif store_dir:  # someone else's group: ours is not needed
+        shutil.rmtree(store_dir, ignore_errors=True)
     return Dist(rank=torch.distributed.get_rank(), world=torch.distributed.get_world_size(), local_rank=local_rank,
                 device=f"cuda:{local_rank}" if on_gpu else "cpu")
+
+
+def _shutdown(store_dir: str | None) -> None:
+    """At exit, normal or by an exception: destroy the group we created (NCCL warns at every exit otherwise and
+    may leak resources) and remove the file store's folder (one /tmp/reasonkit-pg-* per run otherwise)."""
+    try:
+        import torch.distributed as td
+
+        if td.is_initialized():
+            td.destroy_process_group()
+    except Exception as exc:  # exiting anyway: say so, never mask the run's own exit status
+        print(f"warning: destroying the process group failed: {exc}", file=sys.stderr)
+    finally:
+        if store_dir:
+            shutil.rmtree(store_dir, ignore_errors=True)
 
 
 def relaunch_with_torchrun(argv: list[str], *, nproc_per_node: int, nnodes: int, node_rank: int | None,
