@@ -63,3 +63,15 @@ def robovqa_like(data_dir: Path) -> Path:
     ]
     return make_upstream_benchmark(data_dir, "robovqa", entries,
                                    {"clips/v1.mp4": 24, "clips/v2.mp4": 12, "clips/corrupt.mp4": -1})
+
+
+def write_run(results: Path, slug: str, records: list[dict], *, dataset: str = "ds", answer_type: str = "letter",
+              seed: int = 1, model: str | None = None, fingerprint: str = "f" * 16) -> None:
+    """A result file and manifest in the layout `reasonkit eval` writes (fast: no model, no clips)."""
+    from reasonkit.evaluate.store import ResultStore
+
+    store = ResultStore(results / slug / dataset / answer_type / f"seed{seed}.jsonl")
+    store.open({"benchmark": dataset, "model": model or slug, "answer_type": answer_type, "seed": seed,
+                "n_total": len(records), "model_fingerprint": fingerprint, "config_hash": "c",
+                "primary_scorer": "upstream"}, resume=False)
+    store.append([{**r, "dataset": dataset, "seed": seed} for r in records])

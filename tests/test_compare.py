@@ -4,10 +4,10 @@ on result folders written in the store's layout."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import write_run
 
 from reasonkit.scoring.paired import (
     cluster_bootstrap,
@@ -125,17 +125,6 @@ def test_macro_averages_datasets_and_pools_mcnemar():
 
 
 # ------------------------------------------------------------------------------------------ the command
-def write_run(results: Path, slug: str, records: list[dict], *, dataset: str = "ds", answer_type: str = "letter",
-              seed: int = 1, model: str | None = None, fingerprint: str = "f" * 16) -> None:
-    """A result file and manifest in the layout `reasonkit eval` writes."""
-    from reasonkit.evaluate.store import ResultStore
-
-    store = ResultStore(results / slug / dataset / answer_type / f"seed{seed}.jsonl")
-    store.open({"benchmark": dataset, "model": model or slug, "answer_type": answer_type, "seed": seed,
-                "n_total": len(records), "model_fingerprint": fingerprint, "config_hash": "c"}, resume=False)
-    store.append([{**r, "dataset": dataset, "seed": seed} for r in records])
-
-
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     from reasonkit.cli import main
 

@@ -133,16 +133,20 @@ def _fmt(row: dict[str, Any]) -> list[str]:
     if row.get("std_over_seeds") is not None:
         acc += f" ± {row['std_over_seeds']:.1f} ({len(row['seeds'])} seeds)"
     ci = "" if row.get("ci95_low") is None else f"[{row['ci95_low']:.1f}, {row['ci95_high']:.1f}]"
+    from reasonkit.scoring.breakdown import format_budget
+
     return [row["model"], row["answer_type"], row["dataset"], acc, ci,
-            f"{row['scored']}/{row['total']} ({row['coverage']:.0f}%)", str(row["scorer_disagreements"])]
+            f"{row['scored']}/{row['total']} ({row['coverage']:.0f}%)", str(row["scorer_disagreements"]),
+            format_budget(row.get("frame_budget"))]
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    scorer = next((r["scorer"] for r in rows if r.get("scorer")), None)
     table = Table("model", "answer", "dataset", "accuracy %", "95% CI (by video)", "coverage", "disagree",
-                  title="reasonkit scores")
+                  "frames sampled", title="reasonkit scores" + (f" (scorer: {scorer})" if scorer else ""))
     for row in rows:
         table.add_row(*_fmt(row))
     Console().print(table)
@@ -157,11 +161,14 @@ def write_outputs(rows: list[dict[str, Any]], results_dir: Path) -> tuple[Path, 
     return csv_path, json_path
 
 
-def run_score(results_dir: Path, *, as_json: bool = False) -> list[dict[str, Any]]:
+def run_score(results_dir: Path, *, as_json: bool = False, scorer: str | None = None) -> list[dict[str, Any]]:
+    from reasonkit.scoring.breakdown import annotate, print_type_table, with_scorer
+
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise ReasonkitError(f"{results_dir}: results directory not found")
-    rows = summarize(find_stores(results_dir))
+    stores = with_scorer(find_stores(results_dir), scorer)
+    rows = annotate(summarize(stores), stores, scorer)
     if not rows:
         raise ReasonkitError(f"{results_dir}: no result files (seed*.jsonl with a manifest) found")
     csv_path, json_path = write_outputs(rows, results_dir)
@@ -169,12 +176,15 @@ def run_score(results_dir: Path, *, as_json: bool = False) -> list[dict[str, Any
         print(json.dumps(rows, indent=2))
     else:
         print_table(rows)
+        print_type_table(rows)
         print(f"written: {csv_path} {json_path}")
     return rows
 
 
 def print_summary(stores: list[ResultStore]) -> None:
     """The table for the runs just made (``reasonkit eval`` prints it at the end)."""
-    rows = summarize(stores)
+    from reasonkit.scoring.breakdown import annotate
+
+    rows = annotate(summarize(stores), stores, None)
     if rows:
         print_table(rows)
