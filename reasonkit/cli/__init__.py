@@ -45,12 +45,13 @@ def _registered(kind: str) -> dict[str, str]:
 
 
 def _mount() -> None:
-    from reasonkit.cli import compare, data, demo, evaluate, infer, plugins, score, synth, train
+    from reasonkit.cli import compare, data, demo, evaluate, infer, plugins, report, score, synth, train
 
     benchmarks = ", ".join(_registered("benchmarks")) or "(none installed)"
     app.command("eval", help=f"{evaluate.eval_command.__doc__} Benchmarks: {benchmarks}.")(evaluate.eval_command)
     app.command("score", help=score.score_command.__doc__)(score.score_command)
     app.command("compare", help=compare.compare_command.__doc__)(compare.compare_command)
+    app.command("report", help=report.report_command.__doc__)(report.report_command)
     app.command("infer", help=infer.infer_command.__doc__)(infer.infer_command)
     app.command("plugins", help=plugins.plugins_command.__doc__)(plugins.plugins_command)
     app.command("demo", help=demo.demo_command.__doc__)(demo.demo_command)
