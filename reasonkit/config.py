@@ -42,6 +42,20 @@ class ModelSection(Strict):
     tp_size: int = Field(1, ge=1)  # tensor parallel size (vllm)
     max_length: int = Field(32768, ge=256)  # max model context (vllm max_model_len)
     attn_implementation: str | None = None
+    # --- the `openai` backend (any OpenAI-compatible Chat Completions server); see reasonkit/backends/openai.py
+    base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; None: the openai client's default (api.openai.com)
+    api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; the key itself is never stored
+    api_dialect: Literal["openai", "vllm"] = "openai"  # vllm: also top_k, repetition_penalty, exact video frames
+    frames_as: Literal["images", "video"] = "images"  # video: one frame-sequence video (api_dialect vllm)
+    image_format: Literal["jpeg", "png"] = "jpeg"  # png is lossless (what reproduces the local backends exactly)
+    jpeg_quality: int = Field(90, ge=1, le=100)
+    max_concurrency: int = Field(8, ge=1)  # requests in flight at once
+    timeout_s: float = Field(120.0, gt=0)  # per attempt
+    max_requests_per_minute: int | None = Field(None, ge=1)
+    request_retries: int = Field(6, ge=0)  # attempts after the first on 429/5xx/timeouts/malformed replies
+    retry_max_wait_s: float = Field(300.0, ge=0)  # bound on the total backoff time of one request
+    price_input_per_mtok: float | None = Field(None, ge=0)  # USD per million prompt tokens (cost in score)
+    price_output_per_mtok: float | None = Field(None, ge=0)  # USD per million completion tokens
 
 
 class FramesSection(Strict):
@@ -53,6 +67,7 @@ class FramesSection(Strict):
     min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
     max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
     total_pixels: int | None = None
+    size_factor: int | None = Field(None, ge=1)  # None: the model's (28 px Qwen2.5-VL, 32 px Qwen3-VL)
 
     def to_spec(self) -> FrameSpec:
         return FrameSpec(**self.model_dump())

@@ -14,7 +14,8 @@ class FrameSpec:
     Frame count = duration·fps clamped to [min_frames, max_frames], rounded to a multiple of ``frame_factor``
     (2: Qwen2.5-VL's temporal patch). Each frame is resized keeping its aspect ratio to a multiple of
     ``size_factor`` px with ``min_pixels <= h·w <= max_pixels``; ``total_pixels`` (if set) caps the whole
-    clip's pixel budget by lowering the per-frame maximum.
+    clip's pixel budget by lowering the per-frame maximum. ``size_factor`` None means "the model's" (28 for
+    Qwen2.5-VL, 32 for Qwen3-VL: :func:`reasonkit.families.frame_spec_for` fills it in before decoding).
     """
 
     fps: float = 4.0
@@ -23,7 +24,7 @@ class FrameSpec:
     min_pixels: int = 128 * 28 * 28
     max_pixels: int = 768 * 28 * 28
     total_pixels: int | None = None
-    size_factor: int = 28
+    size_factor: int | None = None
     frame_factor: int = 2
 
     def to_dict(self) -> dict[str, Any]:
@@ -64,11 +65,16 @@ class Frames:
     indices: list[int] = field(default_factory=list)  # source frame index of each sampled frame
 
     def metadata(self) -> dict[str, Any]:
-        """The video metadata transformers and vLLM processors take with pre-sampled frames: the sampled fps
-        they derive (len(indices) / total · fps) sets the temporal position ids."""
+        """The video metadata transformers and vLLM processors take with pre-sampled frames. Qwen2.5-VL derives
+        the sampled fps (len(indices) / total · fps) for its temporal position ids; Qwen3-VL writes each temporal
+        patch's time (index / fps) into the prompt. Where index / fps is not the frame's decoded timestamp, the
+        indices are given as ``timestamp · fps`` so the prompt says the true time."""
+        indices: list[float] = list(self.indices)
+        at_times = [t * self.source_fps for t in self.timestamps]
+        if len(at_times) == len(indices) and any(abs(a - i) > 0.05 for a, i in zip(at_times, indices)):
+            indices = at_times  # e.g. a first frame at 0.5 s: index / fps alone would say 0 s
         return {"total_num_frames": self.source_frames, "fps": self.source_fps, "duration": self.duration,
-                "frames_indices": list(self.indices), "width": int(self.array.shape[2]),
-                "height": int(self.array.shape[1])}
+                "frames_indices": indices, "width": int(self.array.shape[2]), "height": int(self.array.shape[1])}
 
 
 @dataclass
@@ -93,6 +99,8 @@ class GenResult:
     texts: list[str]  # n completions
     token_ids: list[list[int]] = field(default_factory=list)
     prompt_tokens: int = 0
+    completion_tokens: int | None = None  # as the server counted them (API backends return no token ids)
+    error: str | None = None  # the request finally failed (API backends): the runner writes an error record
 
 
 @dataclass

@@ -85,18 +85,12 @@ class HFBackend:
         return backend
 
     def prepare(self, requests: list[GenRequest]):
-        """Tokenise a batch: chat template → text, frames → pixel values (sampled fps passed through)."""
-        texts = [self.processor.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False)
-                 for r in requests]
-        videos = [r.frames.array for r in requests if r.frames is not None]
-        kwargs: dict[str, Any] = {"text": texts, "padding": True, "return_tensors": "pt"}
-        if videos:
-            if len(videos) != len(requests):
-                raise ValueError("a batch must be all-video or all-text")
-            kwargs["videos"] = videos
-            kwargs["video_metadata"] = [r.frames.metadata() for r in requests]
-            kwargs["do_sample_frames"] = False
-        return self.processor(**kwargs).to(self.device)
+        """Tokenise a batch through the shared encoding seam (left-padded)."""
+        from reasonkit.encoding import model_inputs
+
+        inputs = model_inputs(self.processor, [r.messages for r in requests], [r.frames for r in requests],
+                              padding=True)
+        return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
     def generate(self, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
         """``keep_stop_token``: token_ids end with the end-of-sequence token that stopped them (as vLLM's do);

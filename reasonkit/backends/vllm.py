@@ -66,11 +66,11 @@ class VLLMBackend:
             raise wrap_load_error(model, exc) from None
 
     def _prompt(self, request: GenRequest) -> dict[str, Any]:
-        text = self.processor.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
-        prompt: dict[str, Any] = {"prompt": text}
+        from reasonkit.encoding import chat_text, vllm_video
+
+        prompt: dict[str, Any] = {"prompt": chat_text(self.processor, request.messages, generation_prompt=True)}
         if request.frames is not None:
-            meta = {**request.frames.metadata(), "do_sample_frames": False, "video_backend": "pyav"}
-            prompt["multi_modal_data"] = {"video": (request.frames.array, meta)}
+            prompt["multi_modal_data"] = {"video": vllm_video(request.frames)}
         return prompt
 
     @staticmethod

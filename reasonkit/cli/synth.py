@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="Build the small offline world: a tiny Qwen2.5-VL and a synthetic benchmark.",
+app = typer.Typer(help="Build the small offline world: a tiny Qwen2.5-VL or Qwen3-VL and a synthetic benchmark.",
                   no_args_is_help=True)
 
 
@@ -14,30 +14,37 @@ app = typer.Typer(help="Build the small offline world: a tiny Qwen2.5-VL and a s
 def model_command(
     out: Path = typer.Option(..., "--out", help="Folder to write the model, tokenizer and processor to."),
     size: str = typer.Option("tiny", "--size", help="tiny (fast tests) or small (the SFT learning demo)."),
+    family: str = typer.Option("qwen2.5-vl", "--family", help="qwen2.5-vl (Cosmos-Reason1) or qwen3-vl "
+                                                              "(Cosmos-Reason2)."),
     shape: str | None = typer.Option(
-        None, "--shape", help="A public shape instead of --size: qwen2.5-vl-3b or qwen2.5-vl-7b (random bf16 "
-                              "weights; GPU benches and tests)."),
+        None, "--shape", help="A public shape instead of --size: qwen2.5-vl-3b, qwen2.5-vl-7b, qwen3-vl-2b or "
+                              "qwen3-vl-8b (random bf16 weights; GPU benches and tests)."),
     layers: int | None = typer.Option(None, "--layers", min=1, help="With --shape: text layers (default: public)."),
     vision_depth: int | None = typer.Option(None, "--vision-depth", min=1,
                                             help="With --shape: vision blocks (default: public)."),
     seed: int = typer.Option(0, "--seed", help="Weight initialisation seed."),
 ) -> None:
-    """Build a random-init Qwen2.5-VL with a locally trained tokenizer (loads like a hub checkpoint)."""
+    """Build a random-init Qwen2.5-VL or Qwen3-VL with a locally trained tokenizer (loads like a hub checkpoint)."""
     from reasonkit.errors import ReasonkitError
-    from reasonkit.synth.model import SHAPES, SIZES, build_shape_model, build_tiny_model
+    from reasonkit.families import family_named
+    from reasonkit.synth import model as qwen25
+    from reasonkit.synth import qwen3_vl
+    from reasonkit.synth.model import SIZES
 
+    builders = {"qwen2.5-vl": qwen25, "qwen3-vl": qwen3_vl}
     if shape is not None:
-        if shape not in SHAPES:
-            raise ReasonkitError(f"--shape must be one of {', '.join(SHAPES)}, got {shape!r}")
-        path = build_shape_model(out, shape, layers=layers, vision_depth=vision_depth, seed=seed)
-        typer.echo(f"wrote {shape} Qwen2.5-VL (random weights) to {path}")
+        shapes = {name: module for module in builders.values() for name in module.SHAPES}
+        if shape not in shapes:
+            raise ReasonkitError(f"--shape must be one of {', '.join(shapes)}, got {shape!r}")
+        path = shapes[shape].build_shape_model(out, shape, layers=layers, vision_depth=vision_depth, seed=seed)
+        typer.echo(f"wrote {shape} (random weights) to {path}")
         return
     if layers is not None or vision_depth is not None:
         raise ReasonkitError("--layers and --vision-depth go with --shape")
     if size not in SIZES:
         raise ReasonkitError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
-    path = build_tiny_model(out, size=size, seed=seed)
-    typer.echo(f"wrote {size} Qwen2.5-VL to {path}")
+    path = builders[family_named(family).name].build_tiny_model(out, size=size, seed=seed)
+    typer.echo(f"wrote {size} {family} to {path}")
 
 
 @app.command("benchmark")

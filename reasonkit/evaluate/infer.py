@@ -21,8 +21,11 @@ def run_infer(*, model: str, video: Path | None, prompt: str, max_tokens: int, t
 
     if video is not None and not Path(video).is_file():
         raise ReasonkitError(f"{video}: video file not found")
-    frames = load_frames(video, FrameSpec(fps=fps)) if video is not None else None
+    from reasonkit.families import detect_family, frame_spec_for
+
     backend = HFBackend(model)
+    spec = frame_spec_for(FrameSpec(fps=fps), detect_family(model))
+    frames = load_frames(video, spec) if video is not None else None
     request = GenRequest(messages=free_form_messages(prompt, with_video=frames is not None), frames=frames,
                          max_tokens=max_tokens, temperature=temperature, seed=0)
     inputs = backend.prepare([request])

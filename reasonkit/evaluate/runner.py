@@ -20,6 +20,7 @@ from reasonkit import __version__
 from reasonkit.config import EvalConfig, load_config, preset_path
 from reasonkit.errors import DataError, FinishedWithErrors, ReasonkitError
 from reasonkit.evaluate.store import ResultStore, model_slug
+from reasonkit.evaluate.usage import record_usage
 from reasonkit.prompts import build_messages
 from reasonkit.scoring.extract import reasoning_text
 from reasonkit.types import FrameSpec, GenRequest, Sample
@@ -129,16 +130,24 @@ def run_eval(cfg: EvalConfig, *, backend=None, progress: bool = True) -> list[Re
     scorers = [get_scorer(name) for name in cfg.evaluation.scorers]
     samples = {name: _limit(bench.load(data_dir), cfg.evaluation.limit) for name, bench in benchmarks.items()}
     model = cfg.model.model_name
-    check_model_dir(model)
+    factory = get_backend_factory(cfg.model.backend) if backend is None else type(backend)
+    remote = getattr(factory, "remote", False)  # an API model: its name is all there is to check and hash
+    if not remote:
+        check_model_dir(model)
     fingerprint = model_fingerprint(model)
-    if backend is None:
-        backend = get_backend_factory(cfg.model.backend)(
+    if backend is None and hasattr(factory, "from_eval_config"):  # backends that read their own config keys
+        backend = factory.from_eval_config(cfg)
+    elif backend is None:
+        backend = factory(
             model, dtype=cfg.model.dtype, device=cfg.model.device, revision=cfg.model.revision,
             tp_size=cfg.model.tp_size, max_length=cfg.model.max_length, seed=cfg.evaluation.seed,
             attn_implementation=cfg.model.attn_implementation)
+    from reasonkit.families import detect_family, frame_spec_for
+
+    family = detect_family(model, cfg.model.revision)  # after the backend loaded it: a hub id is cached by now
     stores = []
     for name, bench in benchmarks.items():
-        spec = cfg.frames.to_spec() if cfg.frames is not None else bench.frame_spec
+        spec = frame_spec_for(cfg.frames.to_spec() if cfg.frames is not None else bench.frame_spec, family)
         store = ResultStore(Path(cfg.results_dir) / model_slug(model, fingerprint) / name
                             / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl")
         manifest = _manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
@@ -147,6 +156,7 @@ def run_eval(cfg: EvalConfig, *, backend=None, progress: bool = True) -> list[Re
             done = store.recorded_ids()
         todo = [s for s in samples[name] if s.id not in done]
         _evaluate(todo, name, spec, cfg, backend, scorers, store, progress=progress)
+        record_usage(store, cfg)
         stores.append(store)
     return stores
 
@@ -188,10 +198,15 @@ def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[d
     if ok:
         requests = [_request(s, f, cfg) for s, f in ok]
         start = time.perf_counter()
-        outputs, retries, tokens = generate_with_retries(backend, requests, [s for s, _ in ok], scorers[0],
-                                                         answer_type, cfg.generation.max_retries)
+        outputs, retries, tokens, usage = generate_with_retries(backend, requests, [s for s, _ in ok], scorers[0],
+                                                                answer_type, cfg.generation.max_retries)
         per_sample = (time.perf_counter() - start) / len(ok)
-        for (sample, frame), request, output, n_retry, n_tok in zip(ok, requests, outputs, retries, tokens):
+        for (sample, frame), request, output, n_retry, n_tok, use in zip(ok, requests, outputs, retries, tokens,
+                                                                        usage):
+            if use.get("error"):  # the backend's request finally failed (API): an error record, asked again on
+                records[sample.id] = {**_error_record(sample, use["error"], spec, cfg), "retries": n_retry,
+                                      "usage": use["usage"]}  # --retry-errors
+                continue
             judgements = {sc.name: sc.score(output, sample, answer_type) for sc in scorers}
             primary = judgements[scorers[0].name]
             extracted = {j.extracted for j in judgements.values()}
@@ -205,21 +220,25 @@ def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[d
                 "scores": {k: {"extracted": j.extracted, "correct": j.correct} for k, j in judgements.items()},
                 "scorers_disagree": len(extracted) > 1,
                 "retries": n_retry, "output_tokens": n_tok, "seconds": round(per_sample, 4),
+                "usage": use["usage"],
             }
     return [records[s.id] for s in batch]
 
 
 def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sample], scorer, answer_type: str,
-                          max_retries: int) -> tuple[list[str], list[int], list[int]]:
+                          max_retries: int) -> tuple[list[str], list[int], list[int], list[dict[str, Any]]]:
     """Upstream's retry rule: only unparseable answers are asked again, up to ``max_retries`` times; retry k
-    allows 256·k more tokens and 0.05·k more temperature (capped at 0.9)."""
+    allows 256·k more tokens and 0.05·k more temperature (capped at 0.9). The last list holds, per request, the
+    token usage summed over its attempts and the error of a request that finally failed (no retry asks it again:
+    ``--retry-errors`` on resume does)."""
     results = backend.generate(requests)
     outputs = [r.texts[0] for r in results]
-    tokens = [len(r.token_ids[0]) if r.token_ids else 0 for r in results]
+    tokens = [_output_tokens(r) for r in results]
     retries = [0] * len(requests)
+    usage = [{"error": r.error, "usage": _usage(r)} for r in results]
     for k in range(1, max_retries + 1):
         unparsed = [i for i, (s, out) in enumerate(zip(samples, outputs))
-                    if scorer.score(out, s, answer_type).extracted is None]
+                    if not usage[i]["error"] and scorer.score(out, s, answer_type).extracted is None]
         if not unparsed:
             break
         again = [dataclasses.replace(
@@ -228,8 +247,27 @@ def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sam
             seed=None if requests[i].seed is None else requests[i].seed + k) for i in unparsed]
         for i, result in zip(unparsed, backend.generate(again)):
             outputs[i], retries[i] = result.texts[0], k
-            tokens[i] = len(result.token_ids[0]) if result.token_ids else 0
-    return outputs, retries, tokens
+            tokens[i] = _output_tokens(result)
+            usage[i] = {"error": result.error, "usage": _add_usage(usage[i]["usage"], _usage(result))}
+    return outputs, retries, tokens, usage
+
+
+def _output_tokens(result) -> int:
+    if result.token_ids:
+        return len(result.token_ids[0])
+    return result.completion_tokens or 0
+
+
+def _usage(result) -> dict[str, int]:
+    completion = result.completion_tokens
+    if completion is None:
+        completion = sum(map(len, result.token_ids))
+    # requests: the answered ones (a request that finally failed consumed nothing billable)
+    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": completion, "requests": int(not result.error)}
+
+
+def _add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    return {key: a.get(key, 0) + b.get(key, 0) for key in ("prompt_tokens", "completion_tokens", "requests")}
 
 
 def effective_generation(cfg: EvalConfig) -> dict[str, Any]:
@@ -263,7 +301,7 @@ def _base_record(sample: Sample, spec: FrameSpec, cfg: EvalConfig) -> dict[str, 
     }
 
 
-def _error_record(sample: Sample, exc: Exception, spec: FrameSpec, cfg: EvalConfig) -> dict[str, Any]:
+def _error_record(sample: Sample, exc: Exception | str, spec: FrameSpec, cfg: EvalConfig) -> dict[str, Any]:
     return {**_base_record(sample, spec, cfg), "status": "error", "error": str(exc), "output": None,
             "extracted": None, "correct": False, "scores": {}, "retries": 0}
 
@@ -275,10 +313,12 @@ def _prompt_hash(request: GenRequest, spec: FrameSpec) -> str:
 
 def _manifest(cfg: EvalConfig, dataset: str, spec: FrameSpec, fingerprint: str, n_total: int,
               backend: str) -> dict[str, Any]:
+    from reasonkit.backends.openai import manifest_excludes
     from reasonkit.secrets import redact
 
     # What determines the outputs; batch size, limit and resume do not belong here.
-    identity = {"model": cfg.model.model_dump(exclude={"device", "backend"}), "frames": spec.to_dict(),
+    model_keys = cfg.model.model_dump(exclude={"device", "backend", *manifest_excludes(cfg.model.backend)})
+    identity = {"model": model_keys, "frames": spec.to_dict(),
                 "generation": effective_generation(cfg), "answer_type": cfg.evaluation.answer_type,
                 "seed": cfg.evaluation.seed, "scorers": cfg.evaluation.scorers}
     return {

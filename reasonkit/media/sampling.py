@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from reasonkit.errors import DataError
+from reasonkit.families import DEFAULT
 from reasonkit.types import FrameSpec
 
 MAX_ASPECT_RATIO = 200
@@ -45,7 +46,7 @@ def frame_indices(total_frames: int, n: int) -> list[int]:
 def frame_size(height: int, width: int, n_frames: int, spec: FrameSpec) -> tuple[int, int]:
     """Target (height, width): aspect kept, multiples of ``size_factor``, pixel count within the spec's bounds
     (the per-frame maximum is lowered so the whole clip fits ``total_pixels`` when set)."""
-    f = spec.size_factor
+    f = spec.size_factor or DEFAULT.size_factor
     if min(height, width) <= 0 or max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise DataError(f"video frame {width}x{height}: aspect ratio must be under {MAX_ASPECT_RATIO}")
     max_pixels = spec.max_pixels

@@ -57,12 +57,10 @@ class SFTCollator:
         """Tokenise one row (input_ids, labels, vision inputs); None if it is over-long and must be dropped."""
         import torch
 
+        from reasonkit.encoding import model_inputs
+
         messages = to_messages(row, with_video=frames is not None, system_prompt=self.system_prompt)
-        text = self.processor.apply_chat_template(messages, tokenize=False)
-        kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-        if frames is not None:
-            kwargs.update(videos=[frames.array], video_metadata=[frames.metadata()], do_sample_frames=False)
-        enc = dict(self.processor(**kwargs))
+        enc = model_inputs(self.processor, [messages], [frames], generation_prompt=False)
         ids = enc["input_ids"][0]
         labels = self.assistant_labels(ids)
         self.stats.samples += 1

@@ -13,6 +13,10 @@ from pydantic import Field, PrivateAttr, model_validator
 from reasonkit.config import FramesSection, Strict, load_config, recipe_path
 from reasonkit.errors import ConfigError
 from reasonkit.prompts import SYSTEM_PROMPT
+from reasonkit.types import FrameSpec
+
+# Upstream Cosmos-Reason1 training sampled 1 fps at up to 81,920 pixels per frame.
+DEFAULT_TRAIN_FRAMES = FrameSpec(fps=1.0, min_frames=4, max_frames=64, min_pixels=28 * 28, max_pixels=81920)
 
 
 class DatasetSection(Strict):
@@ -98,6 +102,7 @@ class TrainSection(Strict):
     param_dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     train_batch_per_replica: int = Field(8, ge=1)  # samples per optimizer step per data-parallel process
     log_freq: int = Field(1, ge=1)
+    eval_freq: int | None = Field(None, ge=1)  # reasonkit: evaluate the [eval] benchmark every N steps
     deepspeed: DeepSpeedSection = DeepSpeedSection()
     ckpt: CkptSection = CkptSection()
     train_policy: TrainPolicySection
@@ -146,18 +151,43 @@ class LoggingSection(Strict):
     experiment_name: str | None = None
 
 
+class EvalSection(Strict):  # reasonkit: what `train.eval_freq` evaluates, through `reasonkit eval`'s code
+    benchmark: list[str] | str  # registered benchmark name(s)
+    data_dir: str
+    limit: int | None = Field(None, ge=1)  # first N questions per benchmark (a quick signal during training)
+    config: str | None = None  # eval preset (benchmarks/NAME.yaml or a path): frames, generation, scorers
+    answer_type: Literal["reasoning", "letter"] | None = None  # default: the preset's
+    batch_size: int | None = Field(None, ge=1)
+    seed: int | None = None
+    keep_models: bool = False  # keep each evaluated export (eval/model_step_N); the results are always kept
+
+
 class Recipe(Strict):
     train: TrainSection
     policy: PolicySection = PolicySection()
     rollout: RolloutSection = RolloutSection()
     logging: LoggingSection = LoggingSection()
     frames: FramesSection | None = None  # reasonkit: None = the dataset's frame spec
+    eval: EvalSection | None = None  # reasonkit: benchmark evaluated every train.eval_freq steps
     # Not a recipe key: the file and --set overrides it was loaded from (load_recipe), for the resume command.
     _source: tuple[Path, tuple[str, ...]] | None = PrivateAttr(None)
 
     @property
     def source(self) -> tuple[Path, tuple[str, ...]] | None:
         return self._source
+
+    def frame_spec(self) -> FrameSpec:
+        """The ``[frames]`` section (else the training default) sized for the policy's model family."""
+        from reasonkit.families import detect_family, frame_spec_for
+
+        spec = self.frames.to_spec() if self.frames else DEFAULT_TRAIN_FRAMES
+        return frame_spec_for(spec, detect_family(self.policy.model_name_or_path, self.policy.model_revision))
+
+    @model_validator(mode="after")
+    def _eval(self):
+        if self.train.eval_freq and self.eval is None:
+            raise ValueError("train.eval_freq needs an [eval] section (benchmark, data_dir)")
+        return self
 
     @model_validator(mode="after")
     def _batches(self):

@@ -14,9 +14,6 @@ from reasonkit.errors import ReasonkitError
 from reasonkit.train.recipe import Recipe
 from reasonkit.types import FrameSpec
 
-# Upstream Cosmos-Reason1 training sampled 1 fps at up to 81,920 pixels per frame.
-DEFAULT_TRAIN_FRAMES = FrameSpec(fps=1.0, min_frames=4, max_frames=64, min_pixels=28 * 28, max_pixels=81920)
-
 
 def load_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Training rows and held-out rows (``test_size`` last rows) from the dataset plugin."""
@@ -75,7 +72,7 @@ def train_sft(recipe: Recipe) -> Path | None:
     torch.manual_seed(t.seed)
     random.seed(t.seed)
     ctx = RunContext(recipe, dist, command="sft")
-    spec = recipe.frames.to_spec() if recipe.frames else DEFAULT_TRAIN_FRAMES
+    spec = recipe.frame_spec()
     accum = t.train_batch_per_replica // policy.mini_batch
     steps_per_epoch = len(epoch_order(len(rows), seed=t.seed, epoch=0, rank=dist.rank, world=dist.world,
                                       batch=t.train_batch_per_replica)) // t.train_batch_per_replica

@@ -41,11 +41,9 @@ def row_to_sample(row: dict[str, Any]) -> Sample:
 def encode_prompt(processor, messages: list[dict[str, Any]], frames: Frames | None) -> dict[str, Any]:
     """Exactly what the hf backend feeds ``generate`` for this prompt (chat template, video metadata, no
     re-sampling of frames), so the log-prob pass conditions on the same tokens and pixels as the rollout."""
-    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    kwargs: dict[str, Any] = {"text": [text], "return_tensors": "pt"}
-    if frames is not None:
-        kwargs.update(videos=[frames.array], video_metadata=[frames.metadata()], do_sample_frames=False)
-    return dict(processor(**kwargs))
+    from reasonkit.encoding import model_inputs
+
+    return model_inputs(processor, [messages], [frames])
 
 
 def decode(row: dict[str, Any], spec: FrameSpec) -> Frames | None:

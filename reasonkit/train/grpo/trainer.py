@@ -48,7 +48,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     from reasonkit.train.grpo.rewards import RewardFunctions, equal_reward_groups
     from reasonkit.train.grpo.rollout import make_rollout
     from reasonkit.train.run import RunContext
-    from reasonkit.train.sft import DEFAULT_TRAIN_FRAMES, epoch_order, load_rows
+    from reasonkit.train.sft import epoch_order, load_rows
 
     check_model_dir(recipe.policy.model_name_or_path)  # bad input fails before any process group or compute
     rows, _ = load_rows(recipe)
@@ -64,7 +64,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     torch.manual_seed(t.seed)
     random.seed(t.seed)
     ctx = RunContext(recipe, dist, command="grpo")
-    spec = recipe.frames.to_spec() if recipe.frames else DEFAULT_TRAIN_FRAMES
+    spec = recipe.frame_spec()
     group = ro.n_generation
     prompts_per_step = t.train_batch_per_replica // group
     steps_per_epoch = len(epoch_order(len(rows), seed=t.seed, epoch=0, rank=dist.rank, world=dist.world,
