@@ -21,7 +21,15 @@ SECRET_ENV_VARS = (
     "AWS_ACCESS_KEY_ID",
     "AWS_SESSION_TOKEN",
     "WANDB_API_KEY",
+    "OPENAI_API_KEY",
 )
+# Further variables named at run time (the `openai` backend's model.api_key_env), masked like the ones above.
+_EXTRA_SECRET_ENV_VARS: set[str] = set()
+
+
+def register_secret_env(name: str) -> None:
+    """Treat the value of environment variable ``name`` as a credential from now on."""
+    _EXTRA_SECRET_ENV_VARS.add(name)
 
 # Whole words of a key name that mark it secret. Matched per word so that `max_tokens` or `tokenizer` stay visible.
 _SECRET_WORDS = {"token", "secret", "password", "passwd", "pwd", "apikey", "credential", "credentials",
@@ -48,7 +56,7 @@ def is_secret_key(key: Any) -> bool:
 
 def secret_values() -> list[str]:
     """The credentials currently set in the environment, longest first (so substrings are masked whole)."""
-    values = {os.environ.get(var, "") for var in SECRET_ENV_VARS}
+    values = {os.environ.get(var, "") for var in (*SECRET_ENV_VARS, *sorted(_EXTRA_SECRET_ENV_VARS))}
     return sorted((v for v in values if len(v) >= _MIN_SECRET_LEN), key=len, reverse=True)
 
 

@@ -1,4 +1,5 @@
-"""Built-in generation backends: `hf` (transformers generate) and `vllm` (vLLM's offline engine)."""
+"""Built-in generation backends: `hf` (transformers generate), `vllm` (vLLM's offline engine) and `openai` (any
+OpenAI-compatible Chat Completions server)."""
 
 from reasonkit.hookspecs import hookimpl
 
@@ -7,3 +8,5 @@ from reasonkit.hookspecs import hookimpl
 def reasonkit_register_backends(register):
     register("hf", "reasonkit.backends.hf:HFBackend", description="transformers generate, batched, left padding")
     register("vllm", "reasonkit.backends.vllm:VLLMBackend", description="vLLM offline engine (tensor parallel)")
+    register("openai", "reasonkit.backends.openai:OpenAIBackend",
+             description="OpenAI-compatible Chat Completions API (OpenAI, Gemini, vllm serve, SGLang)")

@@ -12,6 +12,7 @@ from typing import Any
 
 from reasonkit.errors import ReasonkitError
 from reasonkit.evaluate.store import ResultStore, find_stores
+from reasonkit.evaluate.usage import usage_row
 
 BOOTSTRAP_REPS = 1000
 
@@ -77,6 +78,7 @@ def summarize(stores: list[ResultStore]) -> list[dict[str, Any]]:
             "acc": accuracy(records, n_total), "model": manifest["model"],
             "disagree": sum(bool(r.get("scorers_disagree")) for r in scored),
             "retried": sum(1 for r in scored if r.get("retries")),
+            "usage": usage_row(records, manifest),
         })
     rows = []
     for (slug, answer_type, dataset), seeds in sorted(runs.items()):
@@ -93,9 +95,19 @@ def summarize(stores: list[ResultStore]) -> list[dict[str, Any]]:
             "coverage": 100 * first["scored"] / first["n_total"] if first["n_total"] else float("nan"),
             "scorer_disagreements": first["disagree"], "retried": first["retried"],
             "correct": sum(bool(r.get("correct")) for r in first["records"]),
+            **_sum_usage([s["usage"] for s in seeds]),
         })
     rows += _averages(rows)
     return rows
+
+
+def _sum_usage(usages: list[dict[str, Any]]) -> dict[str, Any]:
+    """Token usage and cost summed over the seeds of a row (what the row's runs consumed)."""
+    out: dict[str, Any] = {key: sum(u[key] for u in usages) for key in ("prompt_tokens", "completion_tokens",
+                                                                           "requests")}
+    costs = [u["cost_usd"] for u in usages if u["cost_usd"] is not None]
+    out["cost_usd"] = round(sum(costs), 6) if costs else None
+    return out
 
 
 def _averages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
