@@ -22,6 +22,8 @@ def eval_command(
     retry_errors: bool = typer.Option(None, "--retry-errors", help="On resume, ask the error records (missing or "
                                       "broken clips) again; their new records replace them."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+    wandb_project: str = typer.Option(None, "--wandb-project", help="Also log the scores to this wandb project "
+                                      "(offline unless WANDB_MODE=online; files under the results folder)."),
 ) -> None:
     """Evaluate a model on one or more benchmarks; results are appended per question and resumable. Exit 3: the
     run finished but some questions are error records (missing or broken clips)."""
@@ -30,5 +32,5 @@ def eval_command(
     eval_from_cli(
         benchmarks=benchmarks or [], config=config, overrides=overrides or [], model=model, backend=backend,
         data_dir=data_dir, results_dir=results_dir, limit=limit, batch_size=batch_size, seed=seed,
-        answer_type=answer_type, resume=resume, retry_errors=retry_errors,
+        answer_type=answer_type, resume=resume, retry_errors=retry_errors, wandb_project=wandb_project,
     )

@@ -71,11 +71,17 @@ def _benchmark_defaults(benchmarks: list[str], base: dict[str, Any]) -> dict[str
     return base
 
 
-def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str], **flags: Any) -> None:
+def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str], *,
+                  wandb_project: str | None = None, **flags: Any) -> None:
     if not benchmarks and not config:
         raise ReasonkitError("name a benchmark (e.g. `reasonkit eval robovqa`) or pass --config")
     cfg = resolve_config(benchmarks, config, overrides, **flags)
     stores = run_eval(cfg)
+    if wandb_project:
+        from reasonkit.train.periodic_eval import log_eval_to_wandb
+
+        log_eval_to_wandb(stores, project=wandb_project, experiment=f"eval-{stores[0].path.parents[2].name}",
+                          out_dir=Path(cfg.results_dir), config=cfg.model_dump())
     from reasonkit.scoring.report import print_summary
 
     print_summary(stores)

@@ -124,3 +124,19 @@ def print_type_table(rows: list[dict[str, Any]]) -> None:
                           f"[{t['ci95_low']:.1f}, {t['ci95_high']:.1f}]", f"{t['correct']}/{t['n']}")
     Console().print(table)
 
+
+def eval_metrics(stores, prefix: str = "eval") -> dict[str, float]:
+    """Flat metrics of `reasonkit score`'s rows: ``<prefix>/<benchmark>/accuracy`` (%), ``.../coverage`` (%),
+    ``.../<question type>`` (%), and ``<prefix>/macro_accuracy`` over several benchmarks."""
+    from reasonkit.scoring.report import summarize
+
+    out: dict[str, float] = {}
+    for row in annotate(summarize(stores), stores, None):
+        if row["dataset"] == "macro avg":
+            out[f"{prefix}/macro_accuracy"] = row["accuracy"]
+        elif not row["dataset"].endswith(" avg"):
+            base = f"{prefix}/{row['dataset']}"
+            out[f"{base}/accuracy"], out[f"{base}/coverage"] = row["accuracy"], row["coverage"]
+            for task, t in (row.get("by_type") or {}).items():
+                out[f"{base}/{task}"] = t["accuracy"]
+    return out

@@ -36,6 +36,12 @@ class RunContext:
         )
         self.loggers = None
         self.resumed_step = 0
+        self.engine = None  # set by resume(), which every trainer calls before its loop; the periodic eval exports it
+        self.evaluator = None
+        if recipe.train.eval_freq:
+            from reasonkit.train.periodic_eval import PeriodicEval
+
+            self.evaluator = PeriodicEval(recipe, self.out)  # checks [eval] now, before any training compute
         self._claim_output_dir()
         if dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -80,8 +86,13 @@ class RunContext:
                                     resumed_step=self.resumed_step, wandb_mode=lg.wandb_mode)
 
     def log(self, metrics: dict[str, Any], step: int) -> None:
-        if self.loggers is not None and step % self.recipe.train.log_freq == 0:
-            self.loggers.log(metrics, step)
+        """Log a step's metrics (every ``log_freq`` steps); every ``eval_freq`` steps evaluate first and log the
+        eval metrics with them (collective: every rank calls this)."""
+        evaluated = {}
+        if self.evaluator is not None and self.evaluator.due(step) and self.engine is not None:
+            evaluated = self.evaluator.run(self.engine, self.processor, step, self.dist)
+        if self.loggers is not None and (step % self.recipe.train.log_freq == 0 or evaluated):
+            self.loggers.log({**metrics, **evaluated}, step)
 
     @contextlib.contextmanager
     def progress(self, total: int, initial: int = 0):
@@ -142,6 +153,7 @@ class RunContext:
         from reasonkit.train.checkpoint import read_marker
         from reasonkit.train.rng import restore_rng_state
 
+        self.engine = engine
         path = self.ckpt.resolve(self.recipe.train.resume)
         if path is None:
             return 0, 0, 0
