@@ -25,9 +25,9 @@ for step in "$@"; do
              | tee -a "$OUT/bench_sft.log" | grep -v '^\[.*{' ;;
     sft7b:*) python3 bench/gpu/sft.py --shape qwen2.5-vl-7b --baseline "$base" --plain-mbs 1,2 \
              --configs "${step#sft7b:}" 2>&1 | tee -a "$OUT/bench_sft7b.log" | grep -v '^\[.*{' ;;
-    grpo:*) python3 bench/gpu/grpo.py --baseline "$base" --configs "${step#grpo:}" 2>&1 \
+    grpo:*) python3 bench/gpu/grpo.py --baseline "$base" --configs "${step#grpo:}" ${GRPO_ARGS:-} 2>&1 \
              | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
-    grponp:*) python3 bench/gpu/grpo.py --configs "${step#grponp:}" 2>&1 \
+    grponp:*) python3 bench/gpu/grpo.py --configs "${step#grponp:}" ${GRPO_ARGS:-} 2>&1 \
              | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
   esac
 done

@@ -60,7 +60,8 @@ def main() -> None:
     ap.add_argument("--shape", default="qwen2.5-vl-3b")
     ap.add_argument("--configs", default="lean")
     ap.add_argument("--baseline", type=Path)
-    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=3, help="steps per reasonkit run (the first is not timed)")
+    ap.add_argument("--plain-reps", type=int, default=2, help="timed plain steps (after one warm-up step)")
     ap.add_argument("--model", type=Path)
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/bench-out")))
@@ -80,7 +81,8 @@ def main() -> None:
     plain = {}
     if args.baseline:
         plain = plain_baseline(args.baseline, args.out / "plain-grpo", "grpo", "--grpo-shape", "3b",
-                               "--grpo-reps", "2", "--budget-s", "330", *(["--tiny"] if args.tiny else []))
+                               "--grpo-reps", str(args.plain_reps), "--budget-s", "330",
+                               *(["--tiny"] if args.tiny else []))
     results = {}
     for name in args.configs.split(","):
         results[name] = reasonkit_run(name, model=model, data=data, out=args.out, steps=args.steps, tiny=args.tiny)

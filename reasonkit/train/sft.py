@@ -60,7 +60,7 @@ def train_sft(recipe: Recipe) -> Path | None:
     from reasonkit.backends.loading import check_model_dir
     from reasonkit.train.collate import SFTCollator
     from reasonkit.train.distributed import init_distributed
-    from reasonkit.train.engine import deepspeed_config, load_policy, lr_lambda
+    from reasonkit.train.engine import deepspeed_config, load_policy, lr_lambda, param_groups
     from reasonkit.train.lean import LabelLoss
     from reasonkit.train.run import RunContext
 
@@ -93,7 +93,7 @@ def train_sft(recipe: Recipe) -> Path | None:
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(t.optm_warmup_steps, total_steps,
                                                                       t.optm_decay_type))
 
-    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=trainable, config=ds_config,
+    engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=param_groups(trainable), config=ds_config,
                                            lr_scheduler=scheduler)
     collator = SFTCollator(processor, max_length=recipe.policy.model_max_length, overlong=policy.overlong,
                            system_prompt=policy.system_prompt)

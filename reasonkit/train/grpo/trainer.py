@@ -42,7 +42,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
 
     from reasonkit.backends.loading import check_model_dir
     from reasonkit.train.distributed import init_distributed
-    from reasonkit.train.engine import load_policy, lr_lambda
+    from reasonkit.train.engine import load_policy, lr_lambda, param_groups
     from reasonkit.train.grpo.algorithms import compute_advantages
     from reasonkit.train.grpo.data import decode, make_prompt
     from reasonkit.train.grpo.rewards import RewardFunctions, equal_reward_groups
@@ -79,7 +79,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
         raise ConfigError("policy.freeze_pattern froze every parameter: nothing to train")
     schedule = lr_lambda(t.optm_warmup_steps, total_steps * policy.mu_iterations, t.optm_decay_type)
     engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=trainable, config=ds_config,
+        model=model, model_parameters=param_groups(trainable), config=ds_config,
         lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule))
     reference = load_reference(recipe, ds_config, dist) if policy.kl_beta > 0 else None
     step, epoch, position = ctx.resume(engine)
