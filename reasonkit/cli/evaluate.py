@@ -24,6 +24,9 @@ def eval_command(
     overrides: list[str] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
     wandb_project: str = typer.Option(None, "--wandb-project", help="Also log the scores to this wandb project "
                                       "(offline unless WANDB_MODE=online; files under the results folder)."),
+    lm_eval_tasks: str = typer.Option(None, "--lm-eval-tasks", help="Comma-separated lm-eval tasks to run on the "
+                                      "same model (text/image tasks: lm-eval has no video tasks)."),
+    lm_eval_include: Path = typer.Option(None, "--lm-eval-include", help="Folder of local lm-eval task YAMLs."),
 ) -> None:
     """Evaluate a model on one or more benchmarks; results are appended per question and resumable. Exit 3: the
     run finished but some questions are error records (missing or broken clips)."""
@@ -33,4 +36,6 @@ def eval_command(
         benchmarks=benchmarks or [], config=config, overrides=overrides or [], model=model, backend=backend,
         data_dir=data_dir, results_dir=results_dir, limit=limit, batch_size=batch_size, seed=seed,
         answer_type=answer_type, resume=resume, retry_errors=retry_errors, wandb_project=wandb_project,
+        lm_eval_tasks=[t.strip() for t in lm_eval_tasks.split(",") if t.strip()] if lm_eval_tasks else None,
+        lm_eval_include=str(lm_eval_include) if lm_eval_include else None,
     )

@@ -72,12 +72,13 @@ def _benchmark_defaults(benchmarks: list[str], base: dict[str, Any]) -> dict[str
 
 
 def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str], *,
-                  wandb_project: str | None = None, **flags: Any) -> None:
-    if not benchmarks and not config:
-        raise ReasonkitError("name a benchmark (e.g. `reasonkit eval robovqa`) or pass --config")
+                  wandb_project: str | None = None, lm_eval_tasks: list[str] | None = None,
+                  lm_eval_include: str | None = None, **flags: Any) -> None:
+    if not benchmarks and not config and not lm_eval_tasks:
+        raise ReasonkitError("name a benchmark (e.g. `reasonkit eval robovqa`), pass --config or --lm-eval-tasks")
     cfg = resolve_config(benchmarks, config, overrides, **flags)
-    stores = run_eval(cfg)
-    if wandb_project:
+    stores = run_eval(cfg) if cfg.datasets or not lm_eval_tasks else []
+    if wandb_project and stores:
         from reasonkit.train.periodic_eval import log_eval_to_wandb
 
         log_eval_to_wandb(stores, project=wandb_project, experiment=f"eval-{stores[0].path.parents[2].name}",
@@ -85,6 +86,10 @@ def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str
     from reasonkit.scoring.report import print_summary
 
     print_summary(stores)
+    if lm_eval_tasks:  # text tasks on the same model; results beside reasonkit's, under the model's folder
+        from reasonkit.evaluate.lmeval import lm_eval_from_config
+
+        lm_eval_from_config(cfg, lm_eval_tasks, include_path=lm_eval_include)
     report_error_records(stores)
 
 
