@@ -83,7 +83,7 @@ def test_simple_evaluate_runs_local_tasks(lm, tasks_dir):
 def test_reasonkit_eval_runs_lm_eval_tasks_beside_its_results(tiny_model_dir, tasks_dir, tmp_path, capsys):
     results = tmp_path / "results"
     assert cli.main(["eval", "--model", str(tiny_model_dir), "--set", "model.dtype=float32", "--results-dir",
-                     str(results), "--lm-eval-tasks", "rk_tiny_mc", "--lm-eval-include", str(tasks_dir)]) == 0
+                     str(results), "--lm-eval-tasks", "rk_tiny_mc", "--lm-eval-path", str(tasks_dir)]) == 0
     (path,) = results.glob("*/lm-eval/results.json")
     saved = json.loads(path.read_text())
     assert saved["tasks"] == ["rk_tiny_mc"] and 0 <= saved["results"]["rk_tiny_mc"]["acc,none"] <= 1
@@ -91,7 +91,7 @@ def test_reasonkit_eval_runs_lm_eval_tasks_beside_its_results(tiny_model_dir, ta
     out = capsys.readouterr().out
     assert "lm-eval:" in out and "rk_tiny_mc" in out and f"written: {path}" in out
     code = cli.main(["eval", "--model", str(tiny_model_dir), "--results-dir", str(results),
-                     "--lm-eval-tasks", "no_such_task", "--lm-eval-include", str(tasks_dir)])
+                     "--lm-eval-tasks", "no_such_task", "--lm-eval-path", str(tasks_dir)])
     assert code == 2 and "lm-eval task(s) not found: no_such_task" in capsys.readouterr().err
 
 

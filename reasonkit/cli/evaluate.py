@@ -26,7 +26,8 @@ def eval_command(
                                       "(offline unless WANDB_MODE=online; files under the results folder)."),
     lm_eval_tasks: str = typer.Option(None, "--lm-eval-tasks", help="Comma-separated lm-eval tasks to run on the "
                                       "same model (text/image tasks: lm-eval has no video tasks)."),
-    lm_eval_include: Path = typer.Option(None, "--lm-eval-include", help="Folder of local lm-eval task YAMLs."),
+    lm_eval_include: Path = typer.Option(None, "--lm-eval-path", help="Folder of local lm-eval task YAMLs (lm-eval's "
+                                         "--include_path)."),
 ) -> None:
     """Evaluate a model on one or more benchmarks; results are appended per question and resumable. Exit 3: the
     run finished but some questions are error records (missing or broken clips)."""

@@ -140,12 +140,12 @@ def run_lm_eval(model: str, tasks: list[str], *, backend: str = "hf", dtype: str
     from lm_eval.tasks import TaskManager
 
     if include_path is not None and not Path(include_path).is_dir():
-        raise ReasonkitError(f"--lm-eval-include {include_path}: folder not found")
+        raise ReasonkitError(f"--lm-eval-path {include_path}: folder not found")
     manager = TaskManager(include_path=include_path)
     unknown = [t for t in tasks if not manager.match_tasks([t])]
     if unknown:
         raise ReasonkitError(f"lm-eval task(s) not found: {', '.join(unknown)} (local YAML tasks: pass "
-                             f"--lm-eval-include DIR)")
+                             f"--lm-eval-path DIR)")
     lm = ReasonkitLM(pretrained=model, backend=backend, dtype=dtype, device=device, batch_size=batch_size)
     results = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit,
                                       log_samples=False, random_seed=0, numpy_random_seed=0, torch_random_seed=0)
