@@ -7,7 +7,6 @@ from pathlib import Path
 
 import typer
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "synthphys-sft.toml"
 DEMO_EPOCHS = 2  # 250 steps of 16 rows: ~2 CPU minutes
 # Counting is the question type the tiny model learns from pixels within the demo's budget (25% -> 92.5% in 250
 # steps); the five-type mix needs the recipe's 1,500 steps (tests/test_learning.py, bench/RESULTS.md).
@@ -23,7 +22,7 @@ def demo_command(
     tasks: str = typer.Option(DEMO_TASKS, "--tasks", help="Comma-separated synthphys question types, or 'all'."),
 ) -> None:
     """Build a tiny model and the synthphys benchmark, evaluate, fine-tune, evaluate again — offline."""
-    from reasonkit.config import EvalConfig, load_config, preset_path
+    from reasonkit.config import EvalConfig, load_config, preset_path, recipe_path
     from reasonkit.evaluate.runner import run_eval
     from reasonkit.scoring.report import accuracy_by_task, print_table, summarize
     from reasonkit.synth.benchmark import CHANCE, build_benchmark, parse_tasks
@@ -50,8 +49,9 @@ def demo_command(
         from reasonkit.train.sft import train_sft
 
         run_dir = out / "runs" / f"sft-{key}"
-        recipe = load_recipe(RECIPE, [f"policy.model_name_or_path={model}", f"train.train_policy.dataset.path={data}",
-                                      f"train.output_dir={run_dir}", f"train.epoch={epochs}", "train.resume=true"])
+        recipe = load_recipe(recipe_path("synthphys-sft"), [
+            f"policy.model_name_or_path={model}", f"train.train_policy.dataset.path={data}",
+            f"train.output_dir={run_dir}", f"train.epoch={epochs}", "train.resume=true"])
         final = run_dir / "final"
         if not (final / "config.json").exists():
             train_sft(recipe)

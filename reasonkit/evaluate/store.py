@@ -2,7 +2,8 @@
 
 Layout: ``<results_dir>/<model_slug>/<benchmark>/<answer_type>/seed<seed>.jsonl`` with a ``.manifest.json``
 beside it. A crash can leave at most a partial last line; it is cut off on reopen, so a resumed run neither
-loses nor duplicates a record.
+loses nor duplicates a record. A data-parallel run (reasonkit/evaluate/shard.py) writes one file per rank under
+``seed<seed>.shards/``; reading a store always merges the main file and every shard file.
 """
 
 from __future__ import annotations
@@ -31,25 +32,22 @@ def _safe(text: str) -> str:
 
 
 class ResultStore:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, *, shard: int | None = None):
+        """``shard``: this process appends to its own ``<stem>.shards/rank<shard>.jsonl`` (data-parallel eval)."""
         self.path = Path(path)
         self.manifest_path = self.path.with_suffix(".manifest.json")
+        self.shard_dir = self.path.with_suffix(".shards")
+        self.write_path = self.path if shard is None else self.shard_dir / f"rank{shard:05d}.jsonl"
 
     # ------------------------------------------------------------------ reading
+    def files(self) -> list[Path]:
+        """The main file (if written) and the shard files of data-parallel runs, in a fixed order."""
+        main = [self.path] if self.path.exists() else []
+        return main + (sorted(self.shard_dir.glob("rank*.jsonl")) if self.shard_dir.is_dir() else [])
+
     def records(self) -> list[dict[str, Any]]:
-        """Complete records in file order (a torn last line from a crash is ignored)."""
-        if not self.path.exists():
-            return []
-        out = []
-        with self.path.open("rb") as handle:
-            for line in handle:
-                if not line.endswith(b"\n"):
-                    break
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue  # unreachable for our own writes: every write ends with a newline
-        return out
+        """Complete records of every file, in file order (a torn last line from a crash is ignored)."""
+        return [r for path in self.files() for r in _read_records(path)]
 
     def recorded_ids(self) -> set[str]:
         return {r["id"] for r in self.records()}
@@ -57,7 +55,12 @@ class ResultStore:
     def manifest(self) -> dict[str, Any] | None:
         if not self.manifest_path.exists():
             return None
-        return json.loads(self.manifest_path.read_text())
+        from reasonkit.textfile import read_text
+
+        try:
+            return json.loads(read_text(self.manifest_path))
+        except json.JSONDecodeError as exc:
+            raise ReasonkitError(f"{self.manifest_path}: malformed JSON at line {exc.lineno}") from None
 
     # ------------------------------------------------------------------ writing
     def open(self, manifest: dict[str, Any], *, resume: bool) -> set[str]:
@@ -68,13 +71,13 @@ class ResultStore:
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
         old = self.manifest()
-        if self.path.exists() and not resume:
+        if self.files() and not resume:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            self.path.rename(self.path.with_name(f"{self.path.name}.{stamp}.bak"))
-            if self.manifest_path.exists():
-                self.manifest_path.rename(self.manifest_path.with_name(f"{self.manifest_path.name}.{stamp}.bak"))
+            for path in (self.path, self.shard_dir, self.manifest_path):
+                if path.exists():
+                    path.rename(path.with_name(f"{path.name}.{stamp}.bak"))
             old = None
-        if old is not None and self.path.exists():
+        if old is not None and self.files():
             for key in ("model_fingerprint", "config_hash"):
                 if old.get(key) != manifest.get(key):
                     raise ReasonkitError(
@@ -89,28 +92,44 @@ class ResultStore:
     def drop_error_records(self) -> int:
         """Rewrite the file without its error records (atomically), so they are run again and replaced rather
         than duplicated; returns how many were dropped."""
-        records = self.records()
-        kept = [r for r in records if r.get("status") != "error"]
-        if len(kept) != len(records):
-            _write_atomic(self.path, "".join(_line(r) for r in kept))
-        return len(records) - len(kept)
+        dropped = 0
+        for path in self.files():
+            records = _read_records(path)
+            kept = [r for r in records if r.get("status") != "error"]
+            if len(kept) != len(records):
+                _write_atomic(path, "".join(_line(r) for r in kept))
+            dropped += len(records) - len(kept)
+        return dropped
 
     def append(self, records: list[dict[str, Any]]) -> None:
         if not records:
             return
         data = "".join(_line(r) for r in records)
-        with self.path.open("a", encoding="utf-8") as handle:
+        self.write_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.write_path.open("a", encoding="utf-8") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
 
     def _cut_torn_line(self) -> None:
-        if not self.path.exists():
-            return
-        with self.path.open("rb+") as handle:
-            data = handle.read()
-            if data and not data.endswith(b"\n"):
-                handle.truncate(data.rfind(b"\n") + 1)
+        for path in self.files():
+            with path.open("rb+") as handle:
+                data = handle.read()
+                if data and not data.endswith(b"\n"):
+                    handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    out = []
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # unreachable for our own writes: every write ends with a newline
+    return out
 
 
 def _line(record: dict[str, Any]) -> str:
@@ -137,4 +156,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def find_stores(results_dir: Path) -> list[ResultStore]:
-    return [ResultStore(p) for p in sorted(Path(results_dir).rglob("seed*.jsonl"))]
+    """One store per run: its main file and/or its folder of shard files (a data-parallel run may have only the
+    latter)."""
+    mains = set(Path(results_dir).rglob("seed*.jsonl"))
+    mains |= {d.with_suffix(".jsonl") for d in Path(results_dir).rglob("seed*.shards") if d.is_dir()}
+    return [ResultStore(p) for p in sorted(mains)]
