@@ -22,6 +22,12 @@ def eval_command(
     retry_errors: bool = typer.Option(None, "--retry-errors", help="On resume, ask the error records (missing or "
                                       "broken clips) again; their new records replace them."),
     overrides: list[str] = typer.Option(None, "--set", help="Override a config key: section.key=value."),
+    nproc_per_node: int = typer.Option(None, "--nproc-per-node", min=1, help="Data-parallel: model replicas on this "
+                                       "node, each taking a share of the questions (torchrun underneath)."),
+    nnodes: int = typer.Option(None, "--nnodes", min=1, help="Data-parallel: number of nodes, via torchrun."),
+    node_rank: int = typer.Option(None, "--node-rank", min=0, help="This node's rank (multi-node)."),
+    rdzv_endpoint: str = typer.Option(None, "--rdzv-endpoint", help="host:port of the rendezvous (multi-node)."),
+    rdzv_id: str = typer.Option(None, "--rdzv-id", help="Rendezvous id shared by all nodes."),
     wandb_project: str = typer.Option(None, "--wandb-project", help="Also log the scores to this wandb project "
                                       "(offline unless WANDB_MODE=online; files under the results folder)."),
     lm_eval_tasks: str = typer.Option(None, "--lm-eval-tasks", help="Comma-separated lm-eval tasks to run on the "
@@ -36,7 +42,8 @@ def eval_command(
     eval_from_cli(
         benchmarks=benchmarks or [], config=config, overrides=overrides or [], model=model, backend=backend,
         data_dir=data_dir, results_dir=results_dir, limit=limit, batch_size=batch_size, seed=seed,
-        answer_type=answer_type, resume=resume, retry_errors=retry_errors, wandb_project=wandb_project,
+        answer_type=answer_type, resume=resume, retry_errors=retry_errors, nproc_per_node=nproc_per_node,
+        nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id, wandb_project=wandb_project,
         lm_eval_tasks=[t.strip() for t in lm_eval_tasks.split(",") if t.strip()] if lm_eval_tasks else None,
         lm_eval_include=str(lm_eval_include) if lm_eval_include else None,
     )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import platform
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -76,8 +78,11 @@ def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str
                   lm_eval_include: str | None = None, **flags: Any) -> None:
     if not benchmarks and not config and not lm_eval_tasks:
         raise ReasonkitError("name a benchmark (e.g. `reasonkit eval robovqa`), pass --config or --lm-eval-tasks")
+    launch = {k: flags.pop(k) for k in LAUNCH_FLAGS if k in flags}  # data-parallel: reasonkit/evaluate/shard.py
     cfg = resolve_config(benchmarks, config, overrides, **flags)
-    stores = run_eval(cfg) if cfg.datasets or not lm_eval_tasks else []
+    stores = run_or_launch(cfg, launch) if cfg.datasets or not lm_eval_tasks else []
+    if stores is None:  # a rank of a data-parallel run: the launching process (or `score`) reports
+        return
     if wandb_project and stores:
         from reasonkit.train.periodic_eval import log_eval_to_wandb
 
@@ -91,6 +96,43 @@ def eval_from_cli(benchmarks: list[str], config: str | None, overrides: list[str
 
         lm_eval_from_config(cfg, lm_eval_tasks, include_path=lm_eval_include)
     report_error_records(stores)
+
+
+LAUNCH_FLAGS = ("nproc_per_node", "nnodes", "node_rank", "rdzv_endpoint", "rdzv_id")
+
+
+def run_or_launch(cfg: EvalConfig, launch: dict[str, Any]) -> list[ResultStore] | None:
+    """Run here, or N ranks under torchrun (--nproc-per-node/--nnodes) and return their merged stores; None in a
+    rank of a data-parallel run."""
+    from reasonkit.evaluate import shard
+
+    if (launch.get("nproc_per_node") or 1) * (launch.get("nnodes") or 1) > 1 and not os.environ.get(
+            "REASONKIT_LAUNCHED"):
+        shard.relaunch(sys.argv[1:], **{k: launch.get(k) for k in LAUNCH_FLAGS})
+        stores = [ResultStore(p) for p in store_paths(cfg)]  # every rank is done: report as one process would
+        for store in stores:
+            record_usage(store, cfg)
+        return stores
+    stores = run_eval(cfg)
+    world = shard.world_from_env()
+    if not world.parallel:
+        return stores
+    if not os.environ.get("REASONKIT_LAUNCHED"):  # started by torchrun/srun directly: report this rank's part
+        if world.rank == 0:
+            print(f"rank 0 of {world.size} done; `reasonkit score {cfg.results_dir}` merges every rank's shard "
+                  "once all have finished", file=sys.stderr)
+        for store in stores:
+            shard.check_own_shard(store)
+    return None
+
+
+def store_paths(cfg: EvalConfig, fingerprint: str | None = None) -> list[Path]:
+    """The result file of each benchmark of ``cfg``."""
+    from reasonkit.backends.loading import model_fingerprint
+
+    fingerprint = fingerprint or model_fingerprint(cfg.model.model_name)
+    return [Path(cfg.results_dir) / model_slug(cfg.model.model_name, fingerprint) / name
+            / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl" for name in cfg.datasets]
 
 
 def report_error_records(stores: list[ResultStore]) -> None:
@@ -146,6 +188,25 @@ def run_eval(cfg: EvalConfig, *, backend=None, progress: bool = True) -> list[Re
     if not remote:
         check_model_dir(model)
     fingerprint = model_fingerprint(model)
+    from reasonkit.evaluate import shard
+
+    world, group = shard.world_from_env(), None
+    if world.parallel:  # one replica per rank, each on its own GPUs; the plan travels over gloo
+        if not remote:
+            shard.pin_devices(world, cfg.model.tp_size)
+        group = shard.Group(world)
+    try:
+        return _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, samples, scorers, group,
+                               progress=progress and world.rank == 0)
+    finally:
+        if group is not None:
+            group.close()
+
+
+def _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, samples, scorers, group, *,
+                    progress: bool) -> list[ResultStore]:
+    from reasonkit.evaluate import shard
+
     if backend is None and hasattr(factory, "from_eval_config"):  # backends that read their own config keys
         backend = factory.from_eval_config(cfg)
     elif backend is None:
@@ -157,17 +218,21 @@ def run_eval(cfg: EvalConfig, *, backend=None, progress: bool = True) -> list[Re
 
     family = detect_family(model, cfg.model.revision)  # after the backend loaded it: a hub id is cached by now
     stores = []
-    for name, bench in benchmarks.items():
+    for (name, bench), path in zip(benchmarks.items(), store_paths(cfg, fingerprint)):
         spec = frame_spec_for(cfg.frames.to_spec() if cfg.frames is not None else bench.frame_spec, family)
-        store = ResultStore(Path(cfg.results_dir) / model_slug(model, fingerprint) / name
-                            / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl")
+        store = ResultStore(path)
         manifest = _manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
-        done = store.open(manifest, resume=cfg.evaluation.resume)
-        if cfg.evaluation.retry_errors and cfg.evaluation.resume and store.drop_error_records():
-            done = store.recorded_ids()
-        todo = [s for s in samples[name] if s.id not in done]
+        if group is not None:  # rank 0 prepares the store and splits the questions left by clip
+            store, todo = shard.plan(group, store, manifest, samples[name], resume=cfg.evaluation.resume,
+                                     retry_errors=cfg.evaluation.retry_errors)
+        else:
+            done = store.open(manifest, resume=cfg.evaluation.resume)
+            if cfg.evaluation.retry_errors and cfg.evaluation.resume and store.drop_error_records():
+                done = store.recorded_ids()
+            todo = [s for s in samples[name] if s.id not in done]
         _evaluate(todo, name, spec, cfg, backend, scorers, store, progress=progress)
-        record_usage(store, cfg)
+        if group is None:  # ranks share the manifest: the launching process writes the merged usage
+            record_usage(store, cfg)
         stores.append(store)
     return stores
 
