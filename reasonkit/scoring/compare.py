@@ -32,8 +32,10 @@ class Side:
 
 def load_sides(root: Path) -> list[Side]:
     """Every model recorded under ``root``, labelled by its folder relative to ``root`` (the model slug in a
-    results folder; ``eval/step_000050/<slug>`` in a training run)."""
+    results folder; ``eval/results/<slug>`` in a training run), in the order they were first evaluated (so the
+    first, the default baseline, is the model before fine-tuning, or a run's earliest step)."""
     sides: dict[str, Side] = {}
+    started: dict[str, str] = {}
     for store in find_stores(root):
         manifest = store.manifest()
         if manifest is None:
@@ -43,9 +45,10 @@ def load_sides(root: Path) -> list[Side]:
         label = str(model_dir.relative_to(root)) if inside else model_dir.name
         side = sides.setdefault(label, Side(label=label, model=str(manifest.get("model", "")),
                                             fingerprint=manifest.get("model_fingerprint")))
+        started[label] = min(started.get(label, "~"), str(manifest.get("started") or "~"))
         key = (manifest["benchmark"], manifest["answer_type"])
         side.runs.setdefault(key, {})[int(manifest["seed"])] = store.records()
-    return [sides[k] for k in sorted(sides)]
+    return [sides[k] for k in sorted(sides, key=lambda k: (started[k], k))]
 
 
 def resolve(spec: str, results_dir: Path | None) -> list[Side]:

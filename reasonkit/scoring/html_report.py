@@ -39,6 +39,11 @@ def build_context(results_dir: Path, *, baseline: str | None = None, samples: in
         row["label"] = row["dataset"] if len({r["answer_type"] for r in rows}) == 1 \
             else f"{row['dataset']} ({row['answer_type']})"
         row["frames_text"] = format_budget(row.get("frame_budget"))
+    from reasonkit.scoring.compare import load_sides
+
+    # Models in the order they were first evaluated (the comparison's default baseline first), as in `compare`.
+    order = [Path(side.label).name for side in load_sides(Path(results_dir))]
+    rows.sort(key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
     models = list(dict.fromkeys(r["model"] for r in rows))
     dataset_rows = [r for r in rows if not r["dataset"].endswith(" avg")]
     several_types = len({r["answer_type"] for r in dataset_rows}) > 1

@@ -47,14 +47,15 @@ def accuracy_bars(rows: list[dict[str, Any]], models: list[str]) -> str:
             err = None
             if row.get("ci95_low") is not None:
                 err = [[row["accuracy"] - row["ci95_low"]], [row["ci95_high"] - row["accuracy"]]]
-            ax.bar(x, row["accuracy"], width * 0.9, color=COLORS[m % len(COLORS)],
-                   label=model if d == 0 else None, yerr=err, capsize=3, ecolor="#333")
+            bars = ax.bar(x, row["accuracy"], width * 0.9, color=COLORS[m % len(COLORS)],
+                          label=model if d == 0 else None, yerr=err, capsize=3, ecolor="#333")
+            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)  # a 0% bar is otherwise invisible
             seeds = row.get("seed_accuracies") or []
             if len(seeds) > 1:
                 ax.scatter([x] * len(seeds), seeds, s=9, color="black", zorder=3)
     ax.set_xticks(range(len(datasets)), datasets, rotation=20 if len(datasets) > 4 else 0)
     ax.set_ylabel("accuracy %")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 108)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _svg(fig)
 
@@ -85,13 +86,14 @@ def type_bars(rows: list[dict[str, Any]], series: list[str]) -> str:
         for i, label in enumerate(labels):
             row = next((r for r in rows if r["series"] == model and r["label"] == label), None)
             if row is not None:
-                ax.bar(i - 0.4 + width * (m + 0.5), row["accuracy"], width * 0.9, color=COLORS[m % len(COLORS)],
-                       label=model if i == 0 else None,
-                       yerr=[[row["accuracy"] - row["ci95_low"]], [row["ci95_high"] - row["accuracy"]]],
-                       capsize=2, ecolor="#333")
+                bars = ax.bar(i - 0.4 + width * (m + 0.5), row["accuracy"], width * 0.9,
+                              color=COLORS[m % len(COLORS)], label=model if i == 0 else None,
+                              yerr=[[row["accuracy"] - row["ci95_low"]], [row["ci95_high"] - row["accuracy"]]],
+                              capsize=2, ecolor="#333")
+                ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=2)
     ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 5 else 0,
                   ha="right" if len(labels) > 5 else "center")
     ax.set_ylabel("accuracy %")
-    ax.set_ylim(0, 100)
+    ax.set_ylim(0, 108)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _svg(fig)
