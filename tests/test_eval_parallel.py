@@ -148,3 +148,29 @@ def test_kill_9_of_one_rank_then_resume_with_another_rank_count(tmp_path):
         for rid in kept:
             clip, j = rid.split("#")
             assert server.attempts[f"Q{clip[1:]}-{j}?"] == 1, rid
+
+
+def test_ranks_started_by_srun_directly(tmp_path):
+    """Two tasks as `srun` starts them (SLURM_PROCID/SLURM_NTASKS, MASTER_ADDR/PORT from the batch script): each
+    rank reports only its own shard; the shards together hold every question once."""
+    import socket
+
+    data, results = _data(tmp_path / "data"), tmp_path / "results"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with FaultServer() as server:
+        args = [sys.executable, "-m", "reasonkit", "eval", "robovqa", "--model", "api-model", "--backend", "openai",
+                "--data-dir", str(data), "--results-dir", str(results), "--set", f"model.base_url={server.base_url}",
+                "--set", "generation.max_retries=0"]
+        procs = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={
+            **{k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}, "SLURM_PROCID": str(r),
+            "SLURM_NTASKS": "2", "SLURM_LOCALID": str(r), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+            for r in range(2)]
+        outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert "rank 0 of 2 done; `reasonkit score" in outs[0][1] and "robovqa" not in outs[1][0]
+    files = _ids_by_file(results)
+    assert sorted(files) == ["rank00000.jsonl", "rank00001.jsonl"]
+    assert sorted(i for f in files.values() for i in f) == sorted(f"c{i}#{j}" for i, n in
+                                                                  enumerate(QUESTIONS_PER_CLIP) for j in range(n))
