@@ -30,6 +30,11 @@ def results(tiny_model_dir, synth_data_dir, tmp_path_factory):
     tuned = [{**r, "correct": i < 15, "extracted": r["answer"] if i < 15 else "Z"} for i, r in enumerate(records)]
     tuned[19] = {**tuned[19], "status": "error", "error": "clip.mp4: cannot open video", "output": None}
     write_run(out, "tuned", tuned, dataset="synthphys", model="tuned-model")
+    # What `reasonkit eval --lm-eval-tasks` writes beside a model's results (tests/test_lmeval.py runs it).
+    (out / "tuned" / "lm-eval").mkdir()
+    (out / "tuned" / "lm-eval" / "results.json").write_text(json.dumps({
+        "results": {"rk_tiny_mc": {"alias": "rk_tiny_mc", "acc,none": 0.75, "acc_stderr,none": 0.25,
+                                   "sample_len": 4}}, "n_samples": {"rk_tiny_mc": {"effective": 4}}}))
     return out, base.name, records
 
 
@@ -79,6 +84,8 @@ class DOM(HTMLParser):
                 self.text.setdefault(attrs["id"], "")
 
     def handle_endtag(self, tag):
+        if tag in ("td", "th"):  # cells apart in the text, as a reader sees them
+            self.handle_data(" ")
         while self._open:
             if self._open.pop()[0] == tag:
                 break
@@ -125,6 +132,8 @@ def test_report_renders_in_chromium(results, tmp_path, capsys):
     assert len(jpegs) == len(dom.images) >= 11 * 4  # every sample but the error record has 4 frames
     assert "75.0" in dom.text["accuracy-table"] and "tuned" in dom.text["comparison"]
     assert "cannot open video" in dom.text["error-table"]
+    assert dom.rows_by_table["lm-eval-table"] == 1 + 1
+    assert " ".join(dom.text["lm-eval-table"].split()).endswith("tuned rk_tiny_mc acc 0.7500 0.2500 4")
 
     shot = tmp_path / "shot.png"
     headless(exe, tmp_path, f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri())

@@ -178,7 +178,7 @@ def _print(summary: dict[str, Any], path: Path) -> None:
     table = Table("task", "metric", "value", "stderr", title=f"lm-eval: {summary['model']}")
     for task, metrics in summary["results"].items():
         for key, value in metrics.items():
-            if key == "alias" or "_stderr" in key or not isinstance(value, (int, float)):
+            if key in ("alias", "sample_len") or "_stderr" in key or not isinstance(value, (int, float)):
                 continue
             name, _, _ = key.partition(",")
             stderr = metrics.get(key.replace(name, f"{name}_stderr", 1))

@@ -67,6 +67,7 @@ def build_context(results_dir: Path, *, baseline: str | None = None, samples: in
         },
         "samples": _samples(stores, samples, media_roots or [Path(results_dir).resolve().parent]),
         "manifests": _manifests(stores),
+        "lm_eval": _lm_eval_results(Path(results_dir)),
     }
 
 
@@ -110,6 +111,25 @@ def _samples(stores, per_run: int, roots: list[Path]) -> list[dict[str, Any]]:
                 "thumb_note": "" if video is not None else "clip not found (pass --media-root)",
             })
     return out
+
+
+def _lm_eval_results(results_dir: Path) -> list[dict[str, Any]]:
+    """Rows of the lm-eval results `reasonkit eval --lm-eval-tasks` wrote beside each model's results."""
+    import json
+
+    rows = []
+    for path in sorted(results_dir.glob("*/lm-eval/results.json")):
+        saved = json.loads(path.read_text())
+        for task, metrics in saved.get("results", {}).items():
+            for key, value in metrics.items():
+                name = key.split(",")[0]
+                if name in ("alias", "sample_len") or name.endswith("_stderr") or not isinstance(value, (int, float)):
+                    continue
+                stderr = metrics.get(key.replace(name, f"{name}_stderr", 1))
+                rows.append({"model": path.parent.parent.name, "task": task, "metric": name, "value": value,
+                             "stderr": stderr if isinstance(stderr, (int, float)) else None,
+                             "n": (saved.get("n_samples", {}).get(task) or {}).get("effective")})
+    return rows
 
 
 def _manifests(stores) -> list[dict[str, Any]]:
