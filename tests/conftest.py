@@ -32,6 +32,14 @@ def tiny_model_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_qwen3_dir(tmp_path_factory):
+    """A random-init tiny Qwen3-VL (the Cosmos-Reason2 architecture), built once per session."""
+    from reasonkit.synth.qwen3_vl import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model") / "tiny-qwen3vl", size="tiny", seed=0)
+
+
+@pytest.fixture(scope="session")
 def synth_data_dir(tmp_path_factory):
     """A data dir holding the `synthphys` benchmark (20 questions, 4 per task) and its train split (40 rows) in the
     layout documented in reasonkit.synth.benchmark."""

@@ -134,6 +134,8 @@ class shared_video_features:
             expanded = tuple(feats[i] for i in index)
             if hasattr(out, "pooler_output"):
                 out.pooler_output = expanded
+                if getattr(out, "deepstack_features", None) is not None:  # Qwen3-VL: per layer, split per video
+                    out.deepstack_features = [tuple(layer[i] for i in index) for layer in out.deepstack_features]
                 return out
             return expanded
 
