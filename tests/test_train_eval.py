@@ -53,6 +53,11 @@ def test_sft_evaluates_every_eval_freq_steps(tiny_model_dir, synth_data_dir, tmp
     by_step = {int(r["model"].split("_")[2].split("-")[0]): r["accuracy"] for r in rows}
     assert by_step == {2: with_eval[0]["eval/synthphys/accuracy"], 4: with_eval[1]["eval/synthphys/accuracy"]}
     assert not list((out / "eval").glob("model_step_*"))  # exports deleted: keep_models is false
+    # `reasonkit compare <run folder>`: each evaluated step against the first.
+    assert cli.main(["compare", str(out), "--json"]) == 0
+    (step4,) = json.loads(capsys.readouterr().out)
+    assert step4["a"].startswith("eval/results/model_step_000002-") and "model_step_000004" in step4["b"]
+    assert step4["datasets"][0]["diff"] == pytest.approx(by_step[4] - by_step[2])
     # wandb got the same values at the same steps.
     (run_file,) = (out / "logs" / "wandb").glob("offline-run-*/run-*.wandb")
     history = [_items(r.history.item) for r in wandb_records(run_file) if r.WhichOneof("record_type") == "history"]

@@ -10,7 +10,8 @@ from typing import Any
 
 THUMB_HEIGHT = 64
 THUMBS_PER_SAMPLE = 4
-DEFAULT_SIZE_FACTOR = 28  # records written before the family-aware spec carry size_factor None
+DEFAULT_SIZE_FACTOR = 28
+THUMB_DECODE_PIXELS = 160 * 120  # records written before the family-aware spec carry size_factor None
 
 
 def resolve_video(video: str | None, roots: list[Path]) -> Path | None:
@@ -33,6 +34,9 @@ def thumbnails(record: dict[str, Any], video: Path, *, cache: dict | None = None
     spec_dict = dict(record.get("frame_spec") or {})
     if spec_dict.get("size_factor") is None:
         spec_dict["size_factor"] = DEFAULT_SIZE_FACTOR
+    # The frames chosen depend on fps and the frame bounds only; resizing small is cheaper and enough here.
+    spec_dict.update(min_pixels=28 * 28, max_pixels=min(spec_dict.get("max_pixels") or THUMB_DECODE_PIXELS,
+                                                        THUMB_DECODE_PIXELS), total_pixels=None)
     spec = FrameSpec(**{k: v for k, v in spec_dict.items() if k in FrameSpec.__dataclass_fields__})
     key = (str(video), spec)
     if cache is not None and key in cache:
