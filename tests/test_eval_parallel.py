@@ -174,3 +174,17 @@ def test_ranks_started_by_srun_directly(tmp_path):
     assert sorted(files) == ["rank00000.jsonl", "rank00001.jsonl"]
     assert sorted(i for f in files.values() for i in f) == sorted(f"c{i}#{j}" for i, n in
                                                                   enumerate(QUESTIONS_PER_CLIP) for j in range(n))
+
+
+def test_launched_ranks_report_error_records_once_with_exit_3(tmp_path):
+    data, results = _data(tmp_path / "data"), tmp_path / "results"
+    with FaultServer() as server:
+        server.script("Q0-1?", "500")
+        proc = _run(["eval", "robovqa", "--model", "api-model", "--backend", "openai", "--data-dir", str(data),
+                     "--results-dir", str(results), "--set", f"model.base_url={server.base_url}",
+                     "--set", "model.request_retries=0", "--set", "generation.max_retries=0",
+                     "--nproc-per-node", "2"])
+    assert proc.returncode == 3, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith(("error records:", "error:"))]
+    assert lines[0].startswith("error records: 1 question(s): API request failed: HTTP 500")
+    assert lines[1].startswith("error: 1 of 10 questions are error records") and len(lines) == 2

