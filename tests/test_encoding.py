@@ -60,3 +60,20 @@ def test_frames_reach_the_model_at_the_recorded_size(backend, synth_data_dir):
     t, h, w = enc["video_grid_thw"][0].tolist()
     patch = backend.processor.video_processor.patch_size
     assert (t * 2, h * patch, w * patch) == frames.array.shape[:3]  # no re-sampling, no re-sizing
+
+
+def test_hf_backend_applies_each_requests_own_sampling_settings(backend):
+    """One batch mixing greedy and sampled requests: each is generated with its own settings (transformers'
+    generate takes one setting per call, so the backend groups them), results in request order."""
+    from reasonkit.types import GenRequest
+
+    def request(i, temperature):
+        return GenRequest(messages=[{"role": "user", "content": [{"type": "text", "text": f"{i} a ball moves"}]}],
+                          max_tokens=6, temperature=temperature, seed=3)
+
+    mixed = backend.generate([request(0, 0.0), request(1, 5.0), request(2, 0.0)])
+    greedy = backend.generate([request(0, 0.0), request(2, 0.0)])
+    assert [mixed[0].token_ids, mixed[2].token_ids] == [greedy[0].token_ids, greedy[1].token_ids]
+    hot = backend.generate([request(1, 5.0)])
+    assert mixed[1].token_ids == hot[0].token_ids
+    assert mixed[1].token_ids != backend.generate([request(1, 0.0)])[0].token_ids

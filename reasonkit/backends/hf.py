@@ -94,7 +94,22 @@ class HFBackend:
 
     def generate(self, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
         """``keep_stop_token``: token_ids end with the end-of-sequence token that stopped them (as vLLM's do);
-        texts never include it."""
+        texts never include it. ``generate`` takes one set of sampling settings per call, so requests are grouped
+        by their settings (in order) and each group is one call; results come back in request order. The seed is
+        not a setting here: a call is seeded with its first request's seed (see the module docstring)."""
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            key = (r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.presence_penalty, r.frequency_penalty,
+                   r.n, r.frames is None)
+            groups.setdefault(key, []).append(i)
+        results: list[GenResult | None] = [None] * len(requests)
+        for indices in groups.values():
+            for i, result in zip(indices, self._generate_alike([requests[i] for i in indices], keep_stop_token)):
+                results[i] = result
+        return results
+
+    def _generate_alike(self, requests: list[GenRequest], keep_stop_token: bool) -> list[GenResult]:
+        """One ``generate`` call for requests that share their sampling settings."""
         import torch
         from transformers import LogitsProcessorList
 
