@@ -145,3 +145,10 @@ def test_report_renders_in_chromium(results, tmp_path, capsys):
     blue = (abs(bars - [76, 114, 176]).sum(axis=2) < 40).sum()
     orange = (abs(bars - [221, 132, 82]).sum(axis=2) < 40).sum()
     assert orange > 500, (blue, orange)
+
+
+def test_report_of_a_folder_without_results_is_one_line(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: {tmp_path}: no result files (seed*.jsonl with a manifest) found\n"
+    assert not (tmp_path / "r.html").exists()
