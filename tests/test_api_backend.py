@@ -51,9 +51,9 @@ def test_retries_honour_retry_after_and_recover_from_faults(server):
     gaps = np.diff(server.times["q429"])
     assert (gaps >= 0.2).all()  # Retry-After: 0.2 s was waited each time
     assert server.times["qdate"][1] - server.times["qdate"][0] >= 0.9  # an HTTP-date Retry-After
-    assert server.times["qslow"][1] - server.times["qslow"][0] == pytest.approx(0.5, abs=0.3)  # timed out at 0.5 s
+    assert 0.45 <= server.times["qslow"][1] - server.times["qslow"][0] < 1.5  # gave up at the 0.5 s timeout
     assert results[0].prompt_tokens == 100 and results[0].completion_tokens == 5
-    assert time.monotonic() - start < 5
+    assert time.monotonic() - start < 8  # the slowest: the HTTP-date wait (<= 2 s)
     body = server.bodies[-1]
     assert body["max_completion_tokens"] == 7 and body["temperature"] == 0.0 and "top_p" not in body  # greedy
 
@@ -74,7 +74,9 @@ def test_a_request_that_keeps_failing_is_an_error_result_after_bounded_attempts(
 
 
 def test_concurrency_is_bounded_and_requests_are_paced(server):
-    server.answer = "<answer>B</answer>"
+    server.answer, server.slow_s = "<answer>B</answer>", 0.1
+    for i in range(12):
+        server.script(f"c{i}", "slow")  # long enough that three are surely in flight together
     many = [text_request(f"c{i}") for i in range(12)]
     assert all(r.error is None for r in backend(server, max_concurrency=3).generate(many))
     assert server.max_in_flight == 3

@@ -110,7 +110,7 @@ def _worker(launcher: subprocess.Popen, rank: int):
 def test_kill_9_of_one_rank_then_resume_with_another_rank_count(tmp_path):
     """The `openai` backend against the local fault server: cheap, and slow enough per question to kill mid-run."""
     data, results = _data(tmp_path / "data"), tmp_path / "results"
-    with FaultServer(slow_s=0.4) as server:
+    with FaultServer(slow_s=0.8) as server:  # rank 1's three questions take 2.4 s: time to kill it mid-run
         for i, n in enumerate(QUESTIONS_PER_CLIP):
             for j in range(n):
                 server.script(f"Q{i}-{j}?", "slow")
