@@ -170,6 +170,8 @@ def test_eval_records_failed_requests_and_retry_errors_replaces_them(six_questio
     (row,) = [r for r in json.loads(capsys.readouterr().out) if r["dataset"] == "robovqa"]
     assert (row["prompt_tokens"], row["completion_tokens"], row["requests"]) == (600, 30, 6)
     assert row["cost_usd"] == pytest.approx((600 * 2.5 + 30 * 10) / 1e6) and row["coverage"] == 100.0
+    assert cli.main(["score", str(results)]) == 0
+    assert "usage: gpt-test robovqa: 6 requests, 600 prompt + 30 completion tokens, $0.0018" in capsys.readouterr().out
     written = b"".join(p.read_bytes() for p in results.rglob("*") if p.is_file())
     assert key.encode() not in written and b"RK_TEST_KEY" in written  # the variable's name only
 

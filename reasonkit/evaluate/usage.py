@@ -40,3 +40,13 @@ def record_usage(store, cfg) -> None:
         return
     manifest["usage"] = usage_row(store.records(), {"config": {"model": cfg.model.model_dump()}})
     _write_atomic(store.manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
+
+
+def print_usage(rows: list[dict[str, Any]]) -> None:
+    """One line per scored run that counted tokens (the `score` table's footer): requests, tokens, cost."""
+    for row in rows:
+        if not row.get("requests") or row.get("dataset") in ("macro avg", "micro avg"):
+            continue
+        cost = f", ${row['cost_usd']:.4f}" if row.get("cost_usd") is not None else ""
+        print(f"usage: {row['model']} {row['dataset']}: {row['requests']} requests, {row['prompt_tokens']} prompt + "
+              f"{row['completion_tokens']} completion tokens{cost}")

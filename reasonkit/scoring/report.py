@@ -12,7 +12,7 @@ from typing import Any
 
 from reasonkit.errors import ReasonkitError
 from reasonkit.evaluate.store import ResultStore, find_stores
-from reasonkit.evaluate.usage import usage_row
+from reasonkit.evaluate.usage import print_usage, usage_row
 
 BOOTSTRAP_REPS = 1000
 
@@ -189,6 +189,7 @@ def run_score(results_dir: Path, *, as_json: bool = False, scorer: str | None = 
     else:
         print_table(rows)
         print_type_table(rows)
+        print_usage(rows)
         print(f"written: {csv_path} {json_path}")
     return rows
 
