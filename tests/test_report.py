@@ -30,6 +30,9 @@ def results(tiny_model_dir, synth_data_dir, tmp_path_factory):
     tuned = [{**r, "correct": i < 15, "extracted": r["answer"] if i < 15 else "Z"} for i, r in enumerate(records)]
     tuned[19] = {**tuned[19], "status": "error", "error": "clip.mp4: cannot open video", "output": None}
     write_run(out, "tuned", tuned, dataset="synthphys", model="tuned-model")
+    # A second seed at 20%: the bar (seed mean 47.5%) falls outside the first seed's CI, as real seeds can.
+    write_run(out, "tuned", [{**r, "correct": i < 4} for i, r in enumerate(records)], dataset="synthphys",
+              model="tuned-model", seed=2)
     # What `reasonkit eval --lm-eval-tasks` writes beside a model's results (tests/test_lmeval.py runs it).
     (out / "tuned" / "lm-eval").mkdir()
     (out / "tuned" / "lm-eval" / "results.json").write_text(json.dumps({
@@ -45,10 +48,12 @@ def test_report_context_matches_score_and_compare(results):
     ctx = build_context(out, baseline=base, samples=5)
     base_acc = 100 * sum(r["correct"] for r in records) / 20
     acc = {r["model"]: r["accuracy"] for r in ctx["rows"]}
-    assert acc == {base: pytest.approx(base_acc), "tuned": 75.0}
+    assert acc == {base: pytest.approx(base_acc), "tuned": 47.5}
+    (tuned_row,) = [r for r in ctx["rows"] if r["model"] == "tuned"]
+    assert tuned_row["seed_accuracies"] == [75.0, 20.0] and tuned_row["ci95_low"] > 47.5
     (comparison,) = ctx["comparisons"]
     assert (comparison["a"], comparison["b"]) == (base, "tuned")
-    assert comparison["datasets"][0]["diff"] == pytest.approx(75.0 - base_acc)
+    assert comparison["datasets"][0]["diff"] == pytest.approx(47.5 - base_acc)  # per question: mean over seeds
     assert [e["id"] for e in ctx["errors"]] == [records[19]["id"]]
     assert {t["type"] for t in ctx["type_rows"]} == {"collide", "count", "direction", "faster", "moving"}
     assert len(ctx["samples"]) == 10
@@ -130,7 +135,8 @@ def test_report_renders_in_chromium(results, tmp_path, capsys):
     assert dom.tags["svg"] >= 3  # accuracy, comparison forest, question types
     jpegs = [s for s in dom.images if s.startswith("data:image/jpeg;base64,")]
     assert len(jpegs) == len(dom.images) >= 11 * 4  # every sample but the error record has 4 frames
-    assert "75.0" in dom.text["accuracy-table"] and "tuned" in dom.text["comparison"]
+    assert "47.5 ± 38.9" in dom.text["accuracy-table"] and "75.0, 20.0" in dom.text["accuracy-table"]
+    assert "tuned" in dom.text["comparison"]
     assert "cannot open video" in dom.text["error-table"]
     assert dom.rows_by_table["lm-eval-table"] == 1 + 1
     assert " ".join(dom.text["lm-eval-table"].split()).endswith("tuned rk_tiny_mc acc 0.7500 0.2500 4")

@@ -32,6 +32,21 @@ def _svg(fig) -> str:
     return text[text.index("<svg"):]  # drop the XML prolog and doctype: the SVG is inlined in HTML
 
 
+def _whisker(ax, x: float, lo: float | None, hi: float | None, width: float) -> None:
+    """A CI drawn at its own ends: with several seeds the bar is the seed mean and the CI the first seed's, so the
+    bar need not lie inside it (error bars relative to the bar would be negative)."""
+    if lo is None or hi is None or lo != lo:
+        return
+    ax.vlines(x, lo, hi, color="#333", lw=1)
+    ax.hlines([lo, hi], x - width * 0.15, x + width * 0.15, color="#333", lw=1)
+
+
+def _value(ax, x: float, accuracy: float, ci_high: float | None, fmt: str) -> None:
+    """The bar's value above the bar and its whisker (a 0% bar is otherwise invisible)."""
+    top = max(accuracy, ci_high if ci_high is not None and ci_high == ci_high else accuracy)
+    ax.text(x, top + 1.5, fmt % accuracy, ha="center", va="bottom", fontsize=7)
+
+
 def accuracy_bars(rows: list[dict[str, Any]], models: list[str]) -> str:
     """Accuracy per dataset, one bar per model, whiskers at the 95% video-clustered CI; per-seed dots."""
     plt = _pyplot()
@@ -44,18 +59,15 @@ def accuracy_bars(rows: list[dict[str, Any]], models: list[str]) -> str:
             if row is None:
                 continue
             x = d - 0.4 + width * (m + 0.5)
-            err = None
-            if row.get("ci95_low") is not None:
-                err = [[row["accuracy"] - row["ci95_low"]], [row["ci95_high"] - row["accuracy"]]]
-            bars = ax.bar(x, row["accuracy"], width * 0.9, color=COLORS[m % len(COLORS)],
-                          label=model if d == 0 else None, yerr=err, capsize=3, ecolor="#333")
-            ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=2)  # a 0% bar is otherwise invisible
+            ax.bar(x, row["accuracy"], width * 0.9, color=COLORS[m % len(COLORS)], label=model if d == 0 else None)
+            _whisker(ax, x, row.get("ci95_low"), row.get("ci95_high"), width)
+            _value(ax, x, row["accuracy"], row.get("ci95_high"), "%.1f")
             seeds = row.get("seed_accuracies") or []
             if len(seeds) > 1:
                 ax.scatter([x] * len(seeds), seeds, s=9, color="black", zorder=3)
     ax.set_xticks(range(len(datasets)), datasets, rotation=20 if len(datasets) > 4 else 0)
     ax.set_ylabel("accuracy %")
-    ax.set_ylim(0, 108)
+    ax.set_ylim(0, 110)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _svg(fig)
 
@@ -86,14 +98,13 @@ def type_bars(rows: list[dict[str, Any]], series: list[str]) -> str:
         for i, label in enumerate(labels):
             row = next((r for r in rows if r["series"] == model and r["label"] == label), None)
             if row is not None:
-                bars = ax.bar(i - 0.4 + width * (m + 0.5), row["accuracy"], width * 0.9,
-                              color=COLORS[m % len(COLORS)], label=model if i == 0 else None,
-                              yerr=[[row["accuracy"] - row["ci95_low"]], [row["ci95_high"] - row["accuracy"]]],
-                              capsize=2, ecolor="#333")
-                ax.bar_label(bars, fmt="%.0f", fontsize=6, padding=2)
+                x = i - 0.4 + width * (m + 0.5)
+                ax.bar(x, row["accuracy"], width * 0.9, color=COLORS[m % len(COLORS)], label=model if i == 0 else None)
+                _whisker(ax, x, row["ci95_low"], row["ci95_high"], width)
+                _value(ax, x, row["accuracy"], row["ci95_high"], "%.0f")
     ax.set_xticks(range(len(labels)), labels, rotation=30 if len(labels) > 5 else 0,
                   ha="right" if len(labels) > 5 else "center")
     ax.set_ylabel("accuracy %")
-    ax.set_ylim(0, 108)
+    ax.set_ylim(0, 110)
     ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _svg(fig)
