@@ -192,3 +192,13 @@ def test_compare_finds_an_export_by_its_weights(tmp_path, capsys):
     assert code == 0
     (result,) = json.loads(out)
     assert result["b"] == "final (final-1234)" and result["datasets"][0]["diff"] == 50.0
+
+
+def test_a_dataset_without_common_questions_is_null_in_json(tmp_path, capsys):
+    results = tmp_path / "results"
+    write_run(results, "a", [rec("q1", True)])
+    write_run(results, "b", [rec("q2", True)])
+    code, out, _ = run_cli(["compare", "a", "b", "--results-dir", str(results), "--json"], capsys)
+    assert code == 0 and "NaN" not in out
+    (row,) = json.loads(out)[0]["datasets"]
+    assert (row["paired"], row["only_a"], row["only_b"], row["diff"], row["ci95_low"]) == (0, 1, 1, None, None)

@@ -182,11 +182,22 @@ def print_comparison(result: dict[str, Any]) -> None:
                               f"{question}", markup=False, highlight=False)
 
 
+def _no_nan(value: Any) -> Any:
+    """NaN (no paired questions) as null: strict JSON readers reject NaN."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, dict):
+        return {k: _no_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_nan(v) for v in value]
+    return value
+
+
 def run_compare(specs: list[str], *, baseline: str | None = None, results_dir: Path | None = None,
                 as_json: bool = False, show_flips: int = 0) -> list[dict[str, Any]]:
     results = comparisons(specs, baseline=baseline, results_dir=results_dir, show_flips=show_flips)
     if as_json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps(_no_nan(results), indent=2))
     else:
         for result in results:
             print_comparison(result)
