@@ -81,5 +81,5 @@ def test_single_choice_and_scorer_rewards(fresh_plugins):
     derived = fresh_plugins.get_reward("scorer:strict")
     value, info = derived("<answer>the blue ball</answer>", "B", sample=_sample())
     assert value == 1.0 and info == {"extracted": "B"}
-    with pytest.raises(Exception, match="did you mean 'strict'"):
+    with pytest.raises(Exception, match="did you mean 'scorer:strict'"):
         fresh_plugins.get_reward("scorer:strikt")
