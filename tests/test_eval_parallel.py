@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from fault_server import FaultServer
 from helpers import make_upstream_benchmark
 
@@ -188,3 +189,18 @@ def test_launched_ranks_report_error_records_once_with_exit_3(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.startswith(("error records:", "error:"))]
     assert lines[0].startswith("error records: 1 question(s): API request failed: HTTP 500")
     assert lines[1].startswith("error: 1 of 10 questions are error records") and len(lines) == 2
+
+
+def test_each_rank_gets_its_own_gpus(monkeypatch):
+    from reasonkit.errors import ReasonkitError
+    from reasonkit.evaluate.shard import pin_devices
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")
+    pin_devices(World(rank=5, size=8, local_rank=1, local_size=2), per_rank=2)  # tensor-parallel 2 per replica
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "2,3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "6")  # Slurm's --gpus-per-task=1 already pinned this task
+    pin_devices(World(rank=3, size=8, local_rank=3, local_size=8), per_rank=1)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "6"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    with pytest.raises(ReasonkitError, match="rank 1 .* needs 2 GPU"):
+        pin_devices(World(rank=1, size=2, local_rank=1, local_size=2), per_rank=2)
