@@ -31,6 +31,8 @@ CONFIGS = {  # name -> (levers, extra overrides)
     "gc-off-frozen-vision": ([], ["policy.model_gradient_checkpointing=false", FREEZE]),
     "zero3": ([], ["train.deepspeed.zero_stage=3"]),
     "offload": ([], ["train.deepspeed.offload_optimizer=true"]),
+    "bf16-master": ([], ["train.deepspeed.bf16_master_weights=true"]),
+    "bf16-master-zero2": ([], ["train.deepspeed.bf16_master_weights=true", "train.deepspeed.zero_stage=2"]),
 }
 
 

@@ -29,7 +29,9 @@ def deepspeed_config(recipe: Recipe, *, on_gpu: bool) -> dict[str, Any]:
         "gradient_accumulation_steps": t.train_batch_per_replica // t.train_policy.mini_batch,
         "gradient_clipping": t.optm_grad_norm_clip,
         "zero_optimization": zero,
-        "bf16": {"enabled": half == "bfloat16"},
+        "bf16": {"enabled": half == "bfloat16",
+                 **({"bf16_master_weights_and_grads": True, "bf16_optimizer_states": True}
+                    if ds.bf16_master_weights and half == "bfloat16" else {})},
         "fp16": {"enabled": half == "float16"},
         "optimizer": {"type": "AdamW", "params": {
             "lr": t.optm_lr, "betas": list(t.optm_betas), "eps": t.epsilon, "weight_decay": t.optm_weight_decay,
