@@ -108,6 +108,9 @@ def run_or_launch(cfg: EvalConfig, launch: dict[str, Any]) -> list[ResultStore] 
 
     if (launch.get("nproc_per_node") or 1) * (launch.get("nnodes") or 1) > 1 and not os.environ.get(
             "REASONKIT_LAUNCHED"):
+        if "eval" not in sys.argv[1:2]:  # torchrun re-runs the command line: called from code, there is none
+            raise ReasonkitError("--nproc-per-node/--nnodes relaunch the `reasonkit eval` command line; from Python, "
+                                 "start the script under torchrun instead")
         shard.relaunch(sys.argv[1:], **{k: launch.get(k) for k in LAUNCH_FLAGS})
         stores = [ResultStore(p) for p in store_paths(cfg)]  # every rank is done: report as one process would
         for store in stores:
