@@ -97,7 +97,9 @@ class OpenAIBackend:
         gen = {"top_k": request.top_k, "repetition_penalty": request.repetition_penalty}
         check_generation(gen, self.dialect, self.frames_as)
         body: dict[str, Any] = {"messages": [self._message(m, request.frames) for m in request.messages],
-                                "temperature": request.temperature, "n": request.n}
+                                "temperature": request.temperature}
+        if request.n != 1:  # sent only when asked for: not every compatible server takes the key
+            body["n"] = request.n
         # OpenAI renamed max_tokens (its reasoning models refuse the old name); vLLM/SGLang take both
         body["max_completion_tokens" if self.dialect == "openai" else "max_tokens"] = request.max_tokens
         if request.temperature > 0:  # greedy ignores top_p; the vllm backend sends 1.0 there too
