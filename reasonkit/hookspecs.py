@@ -59,9 +59,9 @@ def reasonkit_register_benchmarks(register: Register) -> None:
 def reasonkit_register_datasets(register: Register) -> None:
     """Register training datasets (SFT conversations or RL question rows).
 
-    Target: a callable ``(source: str | None, **options) -> Iterable[dict]`` yielding upstream-format rows
-    (``{"video", "conversations"}`` for SFT, ``{"video", "qa_pairs"}`` for RL). Used by the ``[dataset]``
-    section of training recipes.
+    Target: a callable ``(source: str | None, *, subset, split, column) -> Iterable[dict]`` yielding
+    upstream-format rows (``{"video", "conversations"}`` for SFT, ``{"video", "qa_pairs"}`` for RL). Named by a
+    recipe's ``[train.train_policy.dataset]`` section (``name``; ``path`` is the ``source``).
     """
 
 
@@ -99,7 +99,9 @@ def reasonkit_register_backends(register: Register) -> None:
 def reasonkit_register_trainers(register: Register) -> None:
     """Register trainers (``reasonkit train NAME --config recipe.toml``).
 
-    Target: a callable ``(recipe: dict, **options) -> None`` that runs training to completion.
+    Target: a callable ``(recipe: reasonkit.train.recipe.Recipe) -> Path | None`` that runs training to completion
+    and returns the final export folder (None without one). ``meta`` may name ``policy_type="sft"``: the recipe's
+    ``train.train_policy.type`` must then equal it (``reasonkit train NAME`` checks before starting anything).
     """
 
 

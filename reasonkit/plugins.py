@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -16,6 +17,7 @@ import pluggy
 
 from reasonkit import hookspecs
 from reasonkit.errors import PluginError
+from reasonkit.types import Backend, Benchmark, Scorer, Uploader
 
 ENTRY_POINT_GROUP = "reasonkit"
 
@@ -163,20 +165,46 @@ def reset_plugins(plugins: Plugins | None = None) -> None:
     _PLUGINS = plugins
 
 
-# Typed lookups used by the rest of the code base.
-def get_benchmark(name: str):
-    return get_plugins().get("benchmarks", name)()
+# Typed lookups used by the rest of the code base. Each checks its target against the contract documented on its
+# hook in reasonkit.hookspecs, so a broken plugin fails at lookup with its name, not deep inside a run.
+def _check(kind: str, name: str, obj: Any, *, methods: tuple[str, ...] = (), attrs: tuple[str, ...] = (),
+           what: str = "target") -> Any:
+    missing = [f"{m}()" for m in methods if not callable(getattr(obj, m, None))]
+    missing += [a for a in attrs if not hasattr(obj, a)]
+    if missing:
+        reg = get_plugins().registration(kind, name)
+        raise PluginError(f"{kind[:-1]} '{name}' from {reg.distribution}: its {what} has no {', '.join(missing)} "
+                          f"(the contract is documented in reasonkit.hookspecs.reasonkit_register_{kind})")
+    return obj
 
 
-def get_scorer(name: str):
-    return get_plugins().get("scorers", name)()
+def _callable(kind: str, name: str) -> Any:
+    target = get_plugins().get(kind, name)
+    if not callable(target):
+        reg = get_plugins().registration(kind, name)
+        raise PluginError(f"{kind[:-1]} '{name}' from {reg.distribution}: target {target!r} is not callable "
+                          f"(see reasonkit.hookspecs.reasonkit_register_{kind})")
+    return target
 
 
-def get_backend_factory(name: str):
-    return get_plugins().get("backends", name)
+def get_benchmark(name: str) -> Benchmark:
+    return _check("benchmarks", name, _callable("benchmarks", name)(), methods=("load",),
+                  attrs=("name", "frame_spec"), what="benchmark")
 
 
-def get_reward(name: str):
+def get_scorer(name: str) -> Scorer:
+    return _check("scorers", name, _callable("scorers", name)(), methods=("score",), attrs=("name",),
+                  what="scorer")
+
+
+def get_backend_factory(name: str) -> Callable[..., Backend]:
+    factory = _callable("backends", name)
+    if isinstance(factory, type):  # a class: its instances must generate and close
+        _check("backends", name, factory, methods=("generate", "close"), what="backend class")
+    return factory
+
+
+def get_reward(name: str) -> Callable[..., Any]:
     """A reward function; ``scorer:NAME`` derives one from any registered scorer."""
     plugins = get_plugins()
     scorer = name.removeprefix("scorer:") if name.startswith("scorer:") else None
@@ -185,19 +213,23 @@ def get_reward(name: str):
 
         return reward_from_scorer(get_scorer(scorer))
     if scorer is None and name in plugins.names("rewards"):
-        return plugins.get("rewards", name)
+        return _callable("rewards", name)
     # Both spellings are candidates, so 'upstream' suggests 'scorer:upstream' and the list shows the scorer form.
     known = plugins.names("rewards") + [f"scorer:{s}" for s in plugins.names("scorers")]
     raise PluginError(unknown_name_message("reward", name, known))
 
 
-def get_trainer(name: str):
-    return get_plugins().get("trainers", name)
+def get_trainer(name: str) -> Callable[..., Any]:
+    """A trainer: called with the validated :class:`reasonkit.train.recipe.Recipe`."""
+    return _callable("trainers", name)
 
 
-def get_dataset(name: str):
-    return get_plugins().get("datasets", name)
+def get_dataset(name: str) -> Callable[..., Any]:
+    return _callable("datasets", name)
 
 
-def get_uploader_factory(name: str):
-    return get_plugins().get("uploaders", name)
+def get_uploader_factory(name: str) -> Callable[..., Uploader]:
+    factory = _callable("uploaders", name)
+    if isinstance(factory, type):
+        _check("uploaders", name, factory, methods=("upload",), what="uploader class")
+    return factory

@@ -109,7 +109,6 @@ class Judgement:
 
     extracted: str | None  # the answer letter found, None if unparseable
     correct: bool
-    detail: str = ""
 
 
 class Benchmark(Protocol):
@@ -129,3 +128,7 @@ class Backend(Protocol):
     def generate(self, requests: list[GenRequest]) -> list[GenResult]: ...
 
     def close(self) -> None: ...
+
+
+class Uploader(Protocol):
+    def upload(self, folder: Path, dest: str) -> str: ...

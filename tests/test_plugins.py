@@ -15,6 +15,7 @@ from reasonkit import hookspecs
 from reasonkit.errors import PluginError
 from reasonkit.hookspecs import hookimpl
 from reasonkit.plugins import build_plugins
+from reasonkit.types import FrameSpec, GenRequest, GenResult, Judgement, Sample
 
 REPO = Path(__file__).resolve().parent.parent
 HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
@@ -75,23 +76,20 @@ def test_broken_import_path_names_plugin_and_target():
         plugins.get("scorers", "broken")
 
 
-# ---- every hook: documented, and exercised by a test that registers through it -------------------------------
-def _register_one(kind: str):
-    hook = f"reasonkit_register_{kind}"
-    target = object()
-
+# ---- every hook: documented, and a test named after it that registers through it (datasette's rule) ----------
+def _plugins_with(fresh_plugins, kind: str, **targets):
+    """A fresh registry with an in-process plugin registering ``targets`` (name -> target) through ``kind``'s hook."""
     class One:
         pass
 
-    setattr(One, hook, hookimpl(lambda self, register: register(f"x-{kind}", target, description="d")))
+    def hook(self, register):
+        for name, target in targets.items():
+            register(name, target, description="d")
+
+    setattr(One, f"reasonkit_register_{kind}", hookimpl(hook))
     plugins = build_plugins(extra=[("one", One())])
-    reg = plugins.registration(kind, f"x-{kind}")
-    assert reg.load() is target and reg.meta == {"description": "d"} and reg.distribution == "(in-process)"
-
-
-@pytest.mark.parametrize("kind", hookspecs.KINDS)
-def test_each_hook_registers_and_looks_up(kind):
-    _register_one(kind)
+    fresh_plugins.reset_plugins(plugins)
+    return plugins
 
 
 def test_every_hook_is_documented():
@@ -103,21 +101,137 @@ def test_every_hook_is_documented():
         assert list(sig.parameters) == ["register"], name
 
 
-# How a test reaches each kind through the plugin system (called as NAME(...)); a hook kind counts as tested
-# when some test file makes that call.
-LOOKUPS = {
-    "benchmarks": "get_benchmark", "datasets": "get_dataset", "scorers": "get_scorer", "rewards": "get_reward",
-    "backends": "get_backend_factory", "trainers": "get_trainer", "uploaders": "get_uploader_factory",
-    "commands": "reasonkit_register_commands",
-}
+def test_every_hook_has_a_test_named_after_it():
+    missing = [name for name in HOOKS if not callable(globals().get(f"test_{name}"))]
+    assert missing == [], f"add a test named test_<hook> for: {missing}"
 
 
-def test_every_hook_is_tested():
-    """Fails when a hook is added without a lookup here, or when no test uses a plugin of that kind."""
-    assert set(LOOKUPS) == set(hookspecs.KINDS), "add the new hook's lookup to LOOKUPS and test it"
-    sources = "\n".join(p.read_text() for p in (REPO / "tests").glob("test_*.py"))
-    untested = [kind for kind, lookup in LOOKUPS.items() if f"{lookup}(" not in sources]
-    assert untested == [], f"hook kinds no test looks up: {untested}"
+class _Bench:
+    name = "mini"
+    frame_spec = FrameSpec(fps=1.0)
+
+    def load(self, data_dir):
+        return [Sample(id="a#0", dataset="mini", video=None, question="q", choices={"A": "x"}, answer="A")]
+
+
+class _NoLoad:
+    name = "broken"
+    frame_spec = FrameSpec()
+
+
+def test_reasonkit_register_benchmarks(fresh_plugins):
+    plugins = _plugins_with(fresh_plugins, "benchmarks", mini=_Bench, broken=_NoLoad)
+    reg = plugins.registration("benchmarks", "mini")
+    assert reg.meta == {"description": "d"} and reg.distribution == "(in-process)"
+    assert fresh_plugins.get_benchmark("mini").load(None)[0].id == "a#0"
+    with pytest.raises(PluginError, match=r"benchmark 'broken' from \(in-process\): its benchmark has no load\(\)"):
+        fresh_plugins.get_benchmark("broken")
+
+
+def test_reasonkit_register_datasets(fresh_plugins):
+    def rows(source, *, subset=None, split=None, column="conversations"):
+        return [{"video": None, column: [{"role": "user", "content": source}]}]
+
+    _plugins_with(fresh_plugins, "datasets", mine=rows, bad=42)
+    assert fresh_plugins.get_dataset("mine")("hello", split="sft")[0]["conversations"][0]["content"] == "hello"
+    with pytest.raises(PluginError, match="dataset 'bad' .* is not callable"):
+        fresh_plugins.get_dataset("bad")
+
+
+class _FirstLetter:
+    name = "first"
+
+    def score(self, output, sample, answer_type):
+        letter = output[:1] or None
+        return Judgement(extracted=letter, correct=letter == sample.answer)
+
+
+class _NoScore:
+    name = "noscore"
+
+
+def test_reasonkit_register_scorers(fresh_plugins):
+    _plugins_with(fresh_plugins, "scorers", first=_FirstLetter, noscore=_NoScore)
+    sample = _Bench().load(None)[0]
+    assert fresh_plugins.get_scorer("first").score("A.", sample, "letter").correct
+    assert fresh_plugins.get_reward("scorer:first")("A.", "A", sample=sample, answer_type="letter")[0] == 1.0
+    with pytest.raises(PluginError, match="its scorer has no score"):
+        fresh_plugins.get_scorer("noscore")
+
+
+def test_reasonkit_register_rewards(fresh_plugins):
+    _plugins_with(fresh_plugins, "rewards", short=lambda completion, reference, **_: float(len(completion) < 3),
+                  bad=3)
+    assert fresh_plugins.get_reward("short")("ab", "A") == 1.0
+    with pytest.raises(PluginError, match="reward 'bad' .* is not callable"):
+        fresh_plugins.get_reward("bad")
+
+
+class _EchoBackend:
+    def __init__(self, model, **options):
+        self.model = model
+
+    def generate(self, requests):
+        return [GenResult(texts=[f"{self.model}:{len(r.messages)}"]) for r in requests]
+
+    def close(self):
+        pass
+
+
+class _NoClose:
+    def __init__(self, model, **options):
+        pass
+
+    def generate(self, requests):
+        return []
+
+
+def test_reasonkit_register_backends(fresh_plugins):
+    _plugins_with(fresh_plugins, "backends", echo=_EchoBackend, noclose=_NoClose)
+    backend = fresh_plugins.get_backend_factory("echo")("m")
+    assert backend.generate([GenRequest(messages=[{"role": "user", "content": "hi"}])])[0].texts == ["m:1"]
+    with pytest.raises(PluginError, match=r"its backend class has no close\(\)"):
+        fresh_plugins.get_backend_factory("noclose")
+
+
+def test_reasonkit_register_trainers(fresh_plugins, tmp_path):
+    from reasonkit import cli
+    from reasonkit.train.recipe import Recipe
+
+    seen = []
+    plugins = _plugins_with(fresh_plugins, "trainers", mine=seen.append)
+    plugins.registry["trainers"]["mine"].meta["policy_type"] = "sft"
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('[train]\noutput_dir = "%s"\n[train.train_policy]\ntype = "sft"\ndataset.name = "x"\n'
+                      % (tmp_path / "out"))
+    assert cli.main(["train", "mine", "--config", str(recipe)]) == 0
+    assert len(seen) == 1 and isinstance(seen[0], Recipe)  # the validated recipe, not a dict
+    recipe.write_text(recipe.read_text().replace('type = "sft"', 'type = "grpo"') + "[rollout]\nn_generation = 2\n")
+    assert cli.main(["train", "mine", "--config", str(recipe)]) == 2 and len(seen) == 1
+
+
+class _Folder:
+    def __init__(self, *, root):
+        self.root = Path(root)
+
+    def upload(self, folder, dest):
+        (self.root / dest).write_text(",".join(sorted(p.name for p in Path(folder).iterdir())))
+        return str(self.root / dest)
+
+
+class _NoUpload:
+    def __init__(self, **options):
+        pass
+
+
+def test_reasonkit_register_uploaders(fresh_plugins, tmp_path):
+    _plugins_with(fresh_plugins, "uploaders", folder=_Folder, noupload=_NoUpload)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "model.safetensors").write_bytes(b"")
+    where = fresh_plugins.get_uploader_factory("folder")(root=tmp_path).upload(tmp_path / "src", "listing")
+    assert Path(where).read_text() == "model.safetensors"
+    with pytest.raises(PluginError, match=r"its uploader class has no upload\(\)"):
+        fresh_plugins.get_uploader_factory("noupload")
 
 
 class _Cmd:
@@ -136,7 +250,7 @@ class _Cmd:
         register("acme-tools", sub)
 
 
-def test_plugin_commands_are_mounted(capsys, fresh_plugins):
+def test_reasonkit_register_commands(capsys, fresh_plugins):
     from reasonkit import cli
 
     fresh_plugins.reset_plugins(build_plugins(extra=[("cmd", _Cmd())]))

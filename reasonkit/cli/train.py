@@ -43,16 +43,17 @@ def run_trainer(name: str, config: str, overrides: list[str], *, nproc_per_node:
                 node_rank: int | None, rdzv_endpoint: str | None, rdzv_id: str | None) -> None:
     from reasonkit.config import recipe_path
     from reasonkit.errors import ConfigError
-    from reasonkit.plugins import get_trainer
+    from reasonkit.plugins import get_plugins, get_trainer
     from reasonkit.train.recipe import load_recipe
     from reasonkit.train.run_folder import claim
 
     path = recipe_path(config)
     recipe = load_recipe(path, overrides)  # validate before any process or model starts
     trainer = get_trainer(name)
-    if recipe.train.train_policy.type != name and name in ("sft", "grpo"):
+    expected = get_plugins().registration("trainers", name).meta.get("policy_type")
+    if expected is not None and recipe.train.train_policy.type != expected:
         raise ConfigError(f"{path}: train.train_policy.type is '{recipe.train.train_policy.type}' but the "
-                          f"trainer is '{name}'")
+                          f"trainer '{name}' trains '{expected}' recipes")
     if (nproc_per_node > 1 or nnodes > 1) and not os.environ.get("REASONKIT_LAUNCHED"):
         from reasonkit.train.distributed import relaunch_with_torchrun
 
