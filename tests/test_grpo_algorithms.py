@@ -267,3 +267,23 @@ def test_bad_arguments():
         policy_loss(logps, old, adv, mask, importance_sampling_level="segment")
     with pytest.raises(ValueError):
         policy_loss(logps, old, adv[:1], mask)
+
+
+def test_loss_pieces_by_hand():
+    from reasonkit.train.grpo.algorithms import aggregate, clipped_surrogate, importance_ratio, k3_kl
+
+    logps = torch.tensor([[0.0, -1.0], [-0.5, 0.0]])
+    old = torch.tensor([[0.0, -1.5], [0.0, 0.0]])
+    weights = torch.tensor([[1.0, 1.0], [1.0, 0.0]])
+    assert torch.allclose(importance_ratio(logps, old, weights), torch.exp(torch.tensor([[0.0, 0.5], [-0.5, 0.0]])))
+    seq = importance_ratio(logps, old, weights, level="sequence")  # mean over each sequence's completion tokens
+    assert torch.allclose(seq, torch.exp(torch.tensor([[0.25], [-0.5]])))
+    ratio = torch.tensor([[1.5, 0.5]])
+    assert torch.allclose(clipped_surrogate(ratio, torch.tensor([[1.0]]), 0.2, 0.2), torch.tensor([[-1.2, -0.5]]))
+    assert torch.allclose(clipped_surrogate(ratio, torch.tensor([[-1.0]]), 0.2, 0.2), torch.tensor([[1.5, 0.8]]))
+    assert torch.allclose(k3_kl(torch.tensor([0.0]), torch.tensor([1.0])), torch.tensor([math.e - 2]))
+    per_token = torch.tensor([[1.0, 3.0], [2.0, 9.0]])
+    assert aggregate(per_token, weights, "grpo") == pytest.approx((4 / 2 + 2 / 1) / 2)
+    assert aggregate(per_token, weights, "bnpo") == pytest.approx(6 / 3)
+    assert aggregate(per_token, weights, "dr_grpo", max_completion_length=4) == pytest.approx(6 / 8)
+    assert aggregate(per_token, weights, "dapo", num_items_in_batch=12) == pytest.approx(6 / 12)

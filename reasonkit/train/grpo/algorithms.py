@@ -176,33 +176,17 @@ def policy_loss(
     logps = torch.where(keep, logps, zero)
     old_logps = logps.detach() if old_logps is None else torch.where(keep, old_logps.detach(), zero)
     weights = keep.to(logps.dtype)
-    tokens_per_seq = weights.sum(-1).clamp(min=1.0)
 
-    log_ratio = logps - old_logps
-    if importance_sampling_level == "sequence":
-        log_ratio = (log_ratio.sum(-1) / tokens_per_seq).unsqueeze(-1)  # (B, 1), broadcast to tokens below
-    ratio = torch.exp(log_ratio)
+    ratio = importance_ratio(logps, old_logps, weights, level=importance_sampling_level)
     adv = advantages.to(logps.dtype).unsqueeze(-1)
-    clipped_ratio = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
-    per_token = -torch.min(ratio * adv, clipped_ratio * adv)
-
+    per_token = clipped_surrogate(ratio, adv, epsilon_low, epsilon_high)
     kl = None
     if ref_logps is not None:
-        delta = torch.where(keep, ref_logps.detach(), zero) - logps
-        kl = torch.exp(delta) - delta - 1
+        kl = k3_kl(logps, torch.where(keep, ref_logps.detach(), zero))
         if beta != 0.0:
             per_token = per_token + beta * kl
-
-    summed = per_token * weights  # (B, T) also at sequence level
-    if loss_type == "grpo":
-        loss = (summed.sum(-1) / tokens_per_seq).mean()
-    elif loss_type == "bnpo":
-        loss = summed.sum() / weights.sum().clamp(min=1.0)
-    elif loss_type == "dr_grpo":
-        loss = summed.sum() / (logps.shape[0] * (max_completion_length or logps.shape[1]))
-    else:  # dapo
-        n = weights.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
-        loss = summed.sum() / n.to(logps.device, logps.dtype).clamp(min=1.0)
+    loss = aggregate(per_token, weights, loss_type, max_completion_length=max_completion_length,
+                     num_items_in_batch=num_items_in_batch)
 
     if not return_metrics:
         return loss
@@ -224,3 +208,41 @@ def policy_loss(
         if kl is not None:
             metrics["kl"] = token_mean(kl)
     return loss, metrics
+
+
+# ---- the pieces of the loss, each a pure function (verl's layout) -----------------------------------------------
+def importance_ratio(logps: Tensor, old_logps: Tensor, weights: Tensor, *,
+                     level: ImportanceSamplingLevel = "token") -> Tensor:
+    """``exp(logp - old)`` per token ``(B, T)``, or per sequence ``(B, 1)`` as ``exp(mean_t(logp - old))`` over the
+    completion tokens (GSPO). Padding must already be zeroed in both log-prob tensors."""
+    log_ratio = logps - old_logps
+    if level == "sequence":
+        log_ratio = (log_ratio.sum(-1) / weights.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+    return torch.exp(log_ratio)
+
+
+def clipped_surrogate(ratio: Tensor, advantages: Tensor, epsilon_low: float, epsilon_high: float) -> Tensor:
+    """PPO's per-token loss ``-min(r A, clip(r, 1 - eps_low, 1 + eps_high) A)``; ``advantages`` is ``(B, 1)``."""
+    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
+    return -torch.min(ratio * advantages, clipped * advantages)
+
+
+def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
+    """The k3 estimator of KL(policy || ref) per token, ``exp(ref - logp) - (ref - logp) - 1``, unclamped."""
+    delta = ref_logps - logps
+    return torch.exp(delta) - delta - 1
+
+
+def aggregate(per_token: Tensor, weights: Tensor, loss_type: LossType, *, max_completion_length: int | None = None,
+              num_items_in_batch: Tensor | float | None = None) -> Tensor:
+    """Reduce ``(B, T)`` per-token losses to the scalar loss as TRL 1.16's ``loss_type`` does (see
+    :func:`policy_loss` for each rule); ``weights`` is 1 at completion tokens, 0 at padding."""
+    summed = per_token * weights
+    if loss_type == "grpo":
+        return (summed.sum(-1) / weights.sum(-1).clamp(min=1.0)).mean()
+    if loss_type == "bnpo":
+        return summed.sum() / weights.sum().clamp(min=1.0)
+    if loss_type == "dr_grpo":
+        return summed.sum() / (per_token.shape[0] * (max_completion_length or per_token.shape[1]))
+    n = weights.sum() if num_items_in_batch is None else torch.as_tensor(num_items_in_batch)
+    return summed.sum() / n.to(per_token.device, per_token.dtype).clamp(min=1.0)
