@@ -18,7 +18,7 @@ from reasonkit import cli
 from reasonkit.evaluate.store import ResultStore, find_stores
 from reasonkit.hookspecs import hookimpl
 from reasonkit.plugins import build_plugins
-from reasonkit.types import GenResult
+from reasonkit.types import FrameSpec, GenResult
 
 
 def records_of(results: Path) -> list[dict]:
@@ -366,6 +366,7 @@ def test_infer_streams_an_answer(tiny_model_dir, synth_data_dir):
 # ---- a plugin benchmark without a preset ----------------------------------------------------------------------
 class _DeclaredDefaults:
     name = "declared"
+    frame_spec = FrameSpec()
     eval_defaults = {"generation": {"max_tokens": 64, "max_retries": 1}, "evaluation": {"answer_type": "letter"}}
 
     def load(self, data_dir):
@@ -374,6 +375,7 @@ class _DeclaredDefaults:
 
 class _NoDefaults:
     name = "bare"
+    frame_spec = FrameSpec()
 
     def load(self, data_dir):
         return []

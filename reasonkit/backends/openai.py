@@ -85,7 +85,7 @@ class OpenAIBackend:
     def from_eval_config(cls, cfg) -> OpenAIBackend:
         """Built by the eval runner from the whole config, so unsupported generation options are refused before
         any request is sent."""
-        from reasonkit.evaluate.runner import effective_generation
+        from reasonkit.evaluate.records import effective_generation
 
         m = cfg.model
         check_generation(effective_generation(cfg), m.api_dialect, m.frames_as)

