@@ -401,3 +401,14 @@ def test_a_benchmark_without_a_preset_uses_its_declared_defaults_or_says_it_has_
     assert "benchmark 'bare' has no preset" in err and "max_retries 10, max_tokens 1024" in err
     cfg = resolve_config(["robovqa"], None, [])  # a shipped preset: no note
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_backend_refuses_options_it_does_not_take(tiny_model_dir, robovqa_dir, tmp_path, capsys):
+    base = ["eval", "robovqa", "--model", str(tiny_model_dir), "--data-dir", str(robovqa_dir), "--results-dir",
+            str(tmp_path / "r")]
+    assert cli.main([*base, "--set", "model.tp_size=2"]) == 2  # hf has no tensor parallelism: refused, not dropped
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: model.tp_size=2: the hf backend holds one whole model per process")
+    assert cli.main([*base, "--set", "model.base_url=http://127.0.0.1:1/v1"]) == 2
+    assert "model.base_url: backend 'hf'" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before anything was written

@@ -64,10 +64,17 @@ class PenaltyProcessor:
 
 
 class HFBackend:
-    """Batched transformers generation. Options: dtype, device, revision, attn_implementation."""
+    """Batched transformers generation. Options: dtype, device, revision, attn_implementation, max_length (context
+    limit: prompt + completion), tp_size (1 only)."""
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", revision: str | None = None,
-                 attn_implementation: str | None = None, **_ignored: Any):
+                 attn_implementation: str | None = None, max_length: int | None = None, tp_size: int = 1):
+        if tp_size != 1:
+            from reasonkit.errors import ConfigError
+
+            raise ConfigError(f"model.tp_size={tp_size}: the hf backend holds one whole model per process; use "
+                              "--backend vllm for tensor parallelism, or --nproc-per-node for one replica per GPU")
+        self.max_length = max_length  # prompt + completion; generation stops there, as vLLM's max_model_len does
         self.model_name = model
         self.model, self.processor = load_model_and_processor(
             model, revision=revision, dtype=dtype, device=device, attn_implementation=attn_implementation)
@@ -79,6 +86,7 @@ class HFBackend:
         """Wrap a model that is already loaded (GRPO generates with the policy it trains: no copy, no sync)."""
         backend = cls.__new__(cls)
         backend.model_name = getattr(model, "name_or_path", "")
+        backend.max_length = None
         backend.model, backend.processor = model, processor
         backend.processor.tokenizer.padding_side = "left"
         backend.device = model.device
@@ -120,7 +128,8 @@ class HFBackend:
         prompt_len = inputs["input_ids"].shape[1]
         sample = first.temperature > 0
         gen_kwargs: dict[str, Any] = {
-            "max_new_tokens": max(r.max_tokens for r in requests),
+            "max_new_tokens": max(1, min(max(r.max_tokens for r in requests),
+                                         (self.max_length or 10**9) - prompt_len)),
             "do_sample": sample,
             "num_return_sequences": first.n,
             "repetition_penalty": first.repetition_penalty,

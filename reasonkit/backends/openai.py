@@ -70,7 +70,7 @@ class OpenAIBackend:
                  api_dialect: str = "openai", frames_as: str = "images", image_format: str = "jpeg",
                  jpeg_quality: int = 90, max_concurrency: int = 8, timeout_s: float = 120.0,
                  max_requests_per_minute: int | None = None, request_retries: int = 6,
-                 retry_max_wait_s: float = 300.0, backoff_base_s: float = 1.0, **_ignored: Any):
+                 retry_max_wait_s: float = 300.0, backoff_base_s: float = 1.0):
         check_generation({}, api_dialect, frames_as)
         self.model_name, self.base_url, self.dialect = model, base_url, api_dialect
         self.frames_as, self.image_format, self.jpeg_quality = frames_as, image_format, jpeg_quality

@@ -31,7 +31,7 @@ class VLLMBackend:
 
     def __init__(self, model: str, *, dtype: str = "auto", tp_size: int = 1, max_length: int = 32768,
                  seed: int = 0, revision: str | None = None, gpu_memory_utilization: float = 0.85,
-                 max_num_seqs: int = 64, distributed_executor_backend: str | None = None, **_ignored: Any):
+                 max_num_seqs: int = 64, distributed_executor_backend: str | None = None):
         check_model_dir(model)
         import torch
 

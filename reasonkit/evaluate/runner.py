@@ -188,13 +188,12 @@ def _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, sampl
                     progress: bool) -> list[ResultStore]:
     from reasonkit.evaluate import shard
 
-    if backend is None and hasattr(factory, "from_eval_config"):  # backends that read their own config keys
-        backend = factory.from_eval_config(cfg)
-    elif backend is None:
-        backend = factory(
-            model, dtype=cfg.model.dtype, device=cfg.model.device, revision=cfg.model.revision,
-            tp_size=cfg.model.tp_size, max_length=cfg.model.max_length, seed=cfg.evaluation.seed,
-            attn_implementation=cfg.model.attn_implementation)
+    if backend is None:
+        from reasonkit.backends.loading import backend_options
+
+        options = backend_options(cfg.model.backend, factory, cfg.model, seed=cfg.evaluation.seed)  # refuses
+        # keys the backend does not take; backends that read their own config keys build from the whole config
+        backend = factory.from_eval_config(cfg) if hasattr(factory, "from_eval_config") else factory(model, **options)
     from reasonkit.families import detect_family, frame_spec_for
 
     family = detect_family(model, cfg.model.revision)  # after the backend loaded it: a hub id is cached by now
