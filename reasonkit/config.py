@@ -6,6 +6,7 @@ did-you-mean for misspelled keys.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import sys
 from pathlib import Path
@@ -59,18 +60,20 @@ class ModelSection(Strict):
 
 
 class FramesSection(Strict):
-    """The frame spec (see :class:`reasonkit.types.FrameSpec`)."""
+    """Keys of the frame spec (:class:`reasonkit.types.FrameSpec`, which holds the defaults) to change: a section
+    that sets only ``fps`` keeps every other key of the spec it applies to (the benchmark's or dataset's own)."""
 
-    fps: float = Field(4.0, gt=0)
-    min_frames: int = Field(4, ge=1)
-    max_frames: int = Field(768, ge=1)
-    min_pixels: int = Field(128 * 28 * 28, ge=28 * 28)
-    max_pixels: int = Field(768 * 28 * 28, ge=28 * 28)
-    total_pixels: int | None = None
-    size_factor: int | None = Field(None, ge=1)  # None: the model's (28 px Qwen2.5-VL, 32 px Qwen3-VL)
+    fps: float = Field(FrameSpec.fps, gt=0)
+    min_frames: int = Field(FrameSpec.min_frames, ge=1)
+    max_frames: int = Field(FrameSpec.max_frames, ge=1)
+    min_pixels: int = Field(FrameSpec.min_pixels, ge=28 * 28)
+    max_pixels: int = Field(FrameSpec.max_pixels, ge=28 * 28)
+    total_pixels: int | None = FrameSpec.total_pixels
+    size_factor: int | None = Field(FrameSpec.size_factor, ge=1)  # None: the model's (28 / 32 px)
 
-    def to_spec(self) -> FrameSpec:
-        return FrameSpec(**self.model_dump())
+    def to_spec(self, base: FrameSpec | None = None) -> FrameSpec:
+        """``base`` (default: FrameSpec()) with the keys this section sets."""
+        return dataclasses.replace(base or FrameSpec(), **{k: getattr(self, k) for k in self.model_fields_set})
 
 
 class EvaluationSection(Strict):

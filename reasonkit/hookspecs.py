@@ -61,7 +61,9 @@ def reasonkit_register_datasets(register: Register) -> None:
 
     Target: a callable ``(source: str | None, *, subset, split, column) -> Iterable[dict]`` yielding
     upstream-format rows (``{"video", "conversations"}`` for SFT, ``{"video", "qa_pairs"}`` for RL). Named by a
-    recipe's ``[train.train_policy.dataset]`` section (``name``; ``path`` is the ``source``).
+    recipe's ``[train.train_policy.dataset]`` section (``name``; ``path`` is the ``source``). The callable may carry
+    a ``frame_spec`` attribute (a :class:`reasonkit.types.FrameSpec`): the frames a recipe without ``[frames]``
+    trains on (e.g. the spec of the benchmark the dataset belongs to).
     """
 
 

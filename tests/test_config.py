@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,15 @@ def test_set_unknown_key_and_bad_value():
         load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["frames={fps: -1}"])
     with pytest.raises(ConfigError, match="expected section.key=value"):
         load_config(EvalConfig, PRESET_DIR / "robovqa.yaml", ["generation.temperature"])
+
+
+def test_a_frames_section_changes_only_the_keys_it_sets():
+    from reasonkit.synth.benchmark import FRAME_SPEC
+    from reasonkit.train.recipe import load_recipe
+
+    recipe = load_recipe(PRESET_DIR.parent / "recipes" / "synthphys-sft.toml", ["frames.max_frames=4"])
+    spec = recipe.frame_spec()  # the synthphys dataset's spec (the recipe has no [frames]) with max_frames 4
+    assert (spec.fps, spec.min_pixels, spec.max_pixels, spec.max_frames) == (
+        FRAME_SPEC.fps, FRAME_SPEC.min_pixels, FRAME_SPEC.max_pixels, 4)
+    cfg = load_config(EvalConfig, PRESET_DIR / "synthphys.yaml", ["frames.fps=1"])
+    assert cfg.frames.to_spec(FRAME_SPEC) == dataclasses.replace(FRAME_SPEC, fps=1.0)

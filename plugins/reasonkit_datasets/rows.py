@@ -96,3 +96,13 @@ def synthphys_rows(source: str | None, *, split: str | None = "sft", **options: 
     if not file.is_file():
         raise DataError(f"{file}: not found (build it with `reasonkit synth benchmark --out {source}`)")
     return sft_rows(str(file)) if kind == "sft" else rl_rows(str(file))
+
+
+def _synthphys_frames():
+    from reasonkit.synth.benchmark import FRAME_SPEC
+
+    return FRAME_SPEC
+
+
+# Trained on the frames it is evaluated on: the spec the synthphys benchmark declares (a recipe's [frames] wins).
+synthphys_rows.frame_spec = _synthphys_frames()

@@ -199,7 +199,7 @@ def _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, sampl
     family = detect_family(model, cfg.model.revision)  # after the backend loaded it: a hub id is cached by now
     stores = []
     for (name, bench), path in zip(benchmarks.items(), store_paths(cfg, fingerprint)):
-        spec = frame_spec_for(cfg.frames.to_spec() if cfg.frames is not None else bench.frame_spec, family)
+        spec = frame_spec_for(cfg.frames.to_spec(bench.frame_spec) if cfg.frames else bench.frame_spec, family)
         store = ResultStore(path)
         manifest = eval_manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
         if group is not None:  # rank 0 prepares the store and splits the questions left by clip

@@ -180,10 +180,14 @@ class Recipe(Strict):
         return self._source
 
     def frame_spec(self) -> FrameSpec:
-        """The ``[frames]`` section (else the training default) sized for the policy's model family."""
+        """The dataset plugin's own ``frame_spec`` (else the training default) with the keys ``[frames]`` sets,
+        sized for the policy's model family."""
         from reasonkit.families import detect_family, frame_spec_for
+        from reasonkit.plugins import get_dataset
 
-        spec = self.frames.to_spec() if self.frames else DEFAULT_TRAIN_FRAMES
+        declared = getattr(get_dataset(self.train.train_policy.dataset.name), "frame_spec", None)
+        base = declared or DEFAULT_TRAIN_FRAMES
+        spec = self.frames.to_spec(base) if self.frames else base
         return frame_spec_for(spec, detect_family(self.policy.model_name_or_path, self.policy.model_revision))
 
     @model_validator(mode="after")
