@@ -39,6 +39,11 @@ def install(model, *, chunk_tokens: int = CHUNK_TOKENS) -> None:
         kwargs.pop("logits_to_keep", None)
         kwargs["use_cache"] = False
         body = self.model
+        if video_index is not None and getattr(self.config, "model_type", None) not in SHARED_VIDEO_MODELS:
+            # other families' video features carry more than one tensor per clip: give them every row's pixels
+            kwargs["pixel_values_videos"] = expand_videos(kwargs["pixel_values_videos"], kwargs["video_grid_thw"],
+                                                          video_index)
+            video_index = None
         with shared_video_features(body, video_index):
             hidden = body(*args, **kwargs).last_hidden_state
         return reasonkit_head(hidden, self.lm_head)
@@ -55,6 +60,7 @@ def install(model, *, chunk_tokens: int = CHUNK_TOKENS) -> None:
 # windowed blocks per 448x448 frame pair, each a launch-bound micro-kernel, then again in recompute and backward.
 # Windows of one grid are all the same size, so they stack into one batched call. Bench levers switch these off.
 BATCH_VISION_WINDOWS = True
+SHARED_VIDEO_MODELS = ("qwen2_5_vl",)  # model types whose get_video_features returns one tensor per clip
 
 
 def skip_frozen_vision_backward(model) -> int:
@@ -78,9 +84,13 @@ def skip_frozen_vision_backward(model) -> int:
 def batch_vision_attention(model) -> int:
     """Give each vision attention module a forward that runs equal-length chunks (windows, frames) as one
     batched sdpa call; any other layout, and flash attention, takes the module's own forward."""
+    from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLVisionAttention
+
     visual = getattr(getattr(model, "model", None), "visual", None)
     if visual is None or "flash" in str(getattr(visual.config, "_attn_implementation", "")):
         return 0
+    if not all(isinstance(block.attn, Qwen2_5_VLVisionAttention) for block in visual.blocks):
+        return 0  # the replacement mirrors Qwen2.5-VL's attention forward only
     for block in visual.blocks:
         block.attn.forward = types.MethodType(_batched_vision_attention, block.attn)
     return len(visual.blocks)
@@ -146,6 +156,16 @@ class shared_video_features:
         if self.video_index is not None:
             del self.body.get_video_features  # back to the class's method
         return False
+
+
+def expand_videos(pixel_values_videos, video_grid_thw, video_index):
+    """The distinct clips' patches (``pixel_values_videos``) laid out again as one clip per batch row."""
+    import torch
+
+    index = [int(i) for i in video_index]
+    sizes = distinct_rows(video_grid_thw, index).prod(-1).tolist()
+    clips = torch.split(pixel_values_videos, sizes)
+    return torch.cat([clips[i] for i in index])
 
 
 def distinct_rows(grid, index: list[int]):
