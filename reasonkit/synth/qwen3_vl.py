@@ -93,7 +93,10 @@ def build_shape_config(shape: str, tokenizer, *, layers: int | None = None, visi
 def build_processor(tokenizer):
     from transformers import Qwen2VLImageProcessor, Qwen3VLProcessor, Qwen3VLVideoProcessor
 
-    common = dict(patch_size=PATCH, temporal_patch_size=TEMPORAL_PATCH, merge_size=MERGE)
+    # Qwen3-VL normalises images and videos with mean = std = 0.5 (its public processor configs). The image
+    # processor's values matter for videos too: vLLM normalises every input with the image processor's.
+    common = dict(patch_size=PATCH, temporal_patch_size=TEMPORAL_PATCH, merge_size=MERGE,
+                  image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
     return Qwen3VLProcessor(
         image_processor=Qwen2VLImageProcessor(min_pixels=IMAGE_PIXELS[0], max_pixels=IMAGE_PIXELS[1], **common),
         video_processor=Qwen3VLVideoProcessor(size={"shortest_edge": VIDEO_PIXELS[0],
