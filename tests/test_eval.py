@@ -351,14 +351,16 @@ def test_vllm_seeded_sampling_survives_a_batch_over_the_token_budget(vllm_engine
     assert len({tuple(r.token_ids[0]) for r in first}) > 1  # sampled, not one greedy answer
 
 
-def test_infer_streams_an_answer(tiny_model_dir, synth_data_dir):
+@pytest.mark.parametrize("family", ["qwen2.5-vl", "qwen3-vl"])
+def test_infer_streams_an_answer(family, request, synth_data_dir):
     import io
 
     from reasonkit.evaluate.infer import run_infer
 
+    model = request.getfixturevalue("tiny_model_dir" if family == "qwen2.5-vl" else "tiny_qwen3_dir")
     clip = next((synth_data_dir / "benchmark" / "synthphys" / "clips").glob("*.mp4"))
     out = io.StringIO()
-    text = run_infer(model=str(tiny_model_dir), video=clip, prompt="Which way does it move?", max_tokens=6,
+    text = run_infer(model=str(model), video=clip, prompt="Which way does it move?", max_tokens=6,
                      temperature=0.0, fps=4.0, out=out)
     assert text and out.getvalue().startswith(text)
 
