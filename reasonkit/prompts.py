@@ -1,4 +1,4 @@
-"""Chat messages for evaluation and training alike (upstream Cosmos-Reason1 wording, DESIGN.md §6)."""
+"""Chat messages for evaluation and training alike (upstream Cosmos-Reason1 wording; README "Evaluation semantics")."""
 
 from __future__ import annotations
 

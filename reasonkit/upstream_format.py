@@ -1,4 +1,4 @@
-"""The Cosmos-Reason1 on-disk benchmark format (DESIGN.md §5), read strictly.
+"""The Cosmos-Reason1 on-disk benchmark format (below), read strictly.
 
     <data_dir>/benchmark/<ds>/<ds>_benchmark_qa_pairs.json
     <data_dir>/benchmark/<ds>/clips/<video_id>.mp4

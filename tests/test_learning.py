@@ -1,4 +1,4 @@
-"""The proof that SFT trains (issue #5), on synthphys with the tiny model on CPU: eval -> SFT -> eval, and the
+"""The proof that SFT trains, on synthphys with the tiny model on CPU: eval -> SFT -> eval, and the
 control that trains the same way on blanked videos. Everything goes through the CLI a user runs (`reasonkit
 synth`, `reasonkit eval`, `reasonkit train sft` with the shipped recipe on real DeepSpeed ZeRO-2) on real H.264
 clips.
@@ -116,7 +116,7 @@ def test_count_training_on_blank_videos_stays_at_chance(world):
 
 
 def test_grpo_from_a_short_sft_raises_reward_and_held_out_accuracy(world, count_sft):
-    """Issue #7: GRPO (hf rollout, reward = the eval scorer + format) from the 75-step SFT export, whose policy still
+    """GRPO (hf rollout, reward = the eval scorer + format) from the 75-step SFT export, whose policy still
     hesitates between counts, on the RL split of the counting questions; no labels reach the trainer, only rewards."""
     start = count_sft.parent / "exports" / "step_000075"
     before, chance = evaluate(world, start, "grpo-before", data="count")

@@ -16,7 +16,6 @@ _APP_SETTINGS = dict(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app = typer.Typer(**_APP_SETTINGS)
 
 
 def _version(value: bool) -> None:
@@ -44,7 +43,7 @@ def _registered(kind: str) -> dict[str, str]:
     return {name: reg.meta.get("description", "") for name, reg in sorted(registry.items())}
 
 
-def _mount() -> None:
+def _mount(app: typer.Typer) -> None:
     from reasonkit.cli import compare, data, demo, evaluate, infer, plugins, report, score, synth, train
 
     benchmarks = ", ".join(_registered("benchmarks")) or "(none installed)"
@@ -60,7 +59,7 @@ def _mount() -> None:
     app.add_typer(synth.app, name="synth")
 
 
-def _mount_plugin_commands() -> None:
+def _mount_plugin_commands(app: typer.Typer) -> None:
     from reasonkit.errors import PluginError
     from reasonkit.plugins import get_plugins
 
@@ -76,12 +75,11 @@ def _mount_plugin_commands() -> None:
 
 
 def build_app() -> typer.Typer:
-    """The root app with the built-in and plugin command groups (rebuilt per call: tests swap plugins)."""
-    global app
+    """The root app with the built-in and plugin command groups (built per call: tests swap plugins)."""
     app = typer.Typer(**_APP_SETTINGS)
     app.callback()(root)
-    _mount()
-    _mount_plugin_commands()
+    _mount(app)
+    _mount_plugin_commands(app)
     return app
 
 

@@ -1,4 +1,4 @@
-"""Get upstream data into the layout reasonkit's benchmarks read (DESIGN.md §5).
+"""Get upstream data into the layout reasonkit's benchmarks read (upstream's Cosmos-Reason1 layout).
 
     reasonkit data download --task benchmark --target DATA   # DATA/benchmark/<ds>/{<ds>_benchmark_qa_pairs.json,
                                                              #   clips/<id>.mp4}  (av, robovqa, robofail clips)

