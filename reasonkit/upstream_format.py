@@ -75,6 +75,21 @@ def qa_list(entry: dict[str, Any], where: str) -> list[dict[str, Any]]:
     raise DataError(f"{where}: 'qa_pairs' must be a dict or a non-empty list of dicts")
 
 
+def parse_question(qa: dict[str, Any], where: str) -> tuple[str, dict[str, str], str]:
+    """(question, options, answer letter) of one upstream qa pair, checked: the answer (``answer`` or
+    ``correct_answer``) must be one of the option letters. Benchmarks and GRPO's RL rows both read through here."""
+    question = qa.get("question")
+    choices = qa.get("index2ans")
+    answer = qa.get("answer", qa.get("correct_answer"))
+    if not isinstance(question, str):
+        raise DataError(f"{where}: missing 'question' string")
+    if not isinstance(choices, dict) or not choices:
+        raise DataError(f"{where}: 'index2ans' must map option letters to answers")
+    if not isinstance(answer, str) or answer.strip().upper() not in {str(k).upper() for k in choices}:
+        raise DataError(f"{where}: 'answer' (or 'correct_answer') must be one of {sorted(map(str, choices))}")
+    return question, {str(k): str(v) for k, v in choices.items()}, answer.strip().upper()
+
+
 def load_samples(data_dir: Path, dataset: str) -> list[Sample]:
     """All questions of an upstream-format benchmark, in file order; clips are not opened here."""
     data_dir = Path(data_dir)
@@ -90,23 +105,14 @@ def load_samples(data_dir: Path, dataset: str) -> list[Sample]:
         video = safe_join(root, entry["video"], what=f"{where} key 'video'")
         video_id = Path(entry["video"]).stem
         for q_index, qa in enumerate(qa_list(entry, where)):
-            qwhere = f"{where} question {q_index}"
-            question = qa.get("question")
-            choices = qa.get("index2ans")
-            answer = qa.get("answer", qa.get("correct_answer"))
-            if not isinstance(question, str):
-                raise DataError(f"{qwhere}: missing 'question' string")
-            if not isinstance(choices, dict) or not choices:
-                raise DataError(f"{qwhere}: 'index2ans' must map option letters to answers")
-            if not isinstance(answer, str) or answer.strip().upper() not in {k.upper() for k in choices}:
-                raise DataError(f"{qwhere}: 'answer' (or 'correct_answer') must be one of {sorted(choices)}")
+            question, choices, answer = parse_question(qa, f"{where} question {q_index}")
             samples.append(Sample(
                 id=f"{video_id}#{q_index}",
                 dataset=dataset,
                 video=video,
                 question=question,
-                choices={str(k): str(v) for k, v in choices.items()},
-                answer=answer.strip().upper(),
+                choices=choices,
+                answer=answer,
                 metadata={"video_id": video_id, "question_index": q_index,
                           **{k: v for k, v in qa.items() if k not in ("question", "index2ans", "answer",
                                                                       "correct_answer")}},

@@ -347,3 +347,17 @@ def test_vllm_follows_pushed_weights(vllm_engine, tiny_model_dir, synth_data_dir
         engine_logps = [step[token].logprob for step, token in zip(c.logprobs, c.token_ids)]
         torch.testing.assert_close(trainer_logps[row, : len(engine_logps)], torch.tensor(engine_logps),
                                    atol=2e-3, rtol=0)
+
+
+def test_rl_rows_are_parsed_like_benchmark_questions():
+    """One parser for benchmark questions and RL rows: an RL answer that is not one of the options is refused (the
+    reward would otherwise score every completion wrong, silently)."""
+    from reasonkit.errors import DataError
+    from reasonkit.train.grpo.data import row_to_sample
+
+    ok = row_to_sample({"id": "r#0", "video": None, "qa": {"question": "q?", "index2ans": {"A": "x", "B": "y"},
+                                                           "correct_answer": " b"}})
+    assert (ok.answer, ok.choices) == ("B", {"A": "x", "B": "y"})
+    with pytest.raises(DataError, match=r"RL row r#1: 'answer' \(or 'correct_answer'\) must be one of \['A', 'B'\]"):
+        row_to_sample({"id": "r#1", "video": None, "qa": {"question": "q?", "index2ans": {"A": "x", "B": "y"},
+                                                          "answer": "C"}})

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reasonkit.errors import DataError
 from reasonkit.types import Frames, FrameSpec, GenRequest, Sample
 
 
@@ -28,14 +27,13 @@ class Prompt:
 
 def row_to_sample(row: dict[str, Any]) -> Sample:
     """An RL row ``{"id", "video", "qa"}`` (reasonkit_datasets.rows.rl_rows) as a multiple-choice Sample."""
+    from reasonkit.upstream_format import parse_question
+
     qa = row["qa"]
-    answer = qa.get("answer", qa.get("correct_answer"))
-    if not isinstance(qa.get("question"), str) or not isinstance(answer, str):
-        raise DataError(f"RL row {row.get('id', '?')}: needs a 'question' string and an 'answer' letter")
+    question, choices, answer = parse_question(qa, f"RL row {row.get('id', '?')}")
     extra = {k: v for k, v in qa.items() if k not in ("question", "index2ans", "answer", "correct_answer")}
-    return Sample(id=str(row.get("id", "")), dataset="rl", video=row.get("video"), question=qa["question"],
-                  choices={str(k): str(v) for k, v in qa["index2ans"].items()}, answer=answer.strip().upper(),
-                  metadata=extra)
+    return Sample(id=str(row.get("id", "")), dataset="rl", video=row.get("video"), question=question,
+                  choices=choices, answer=answer, metadata=extra)
 
 
 def encode_prompt(processor, messages: list[dict[str, Any]], frames: Frames | None) -> dict[str, Any]:
