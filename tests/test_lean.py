@@ -81,6 +81,8 @@ def test_completion_logps_share_one_video_encoding(model_and_batch):
     plain.pop("video_index")
     plain["pixel_values_videos"] = torch.cat([enc["pixel_values_videos"]] * 2)
     expected, expected_entropy = completion_logps(model, plain, 0.7, with_entropy=True)  # HF's logits path
+    # a module without the lean forward gets the shared clip laid out per row again
+    assert torch.equal(completion_logps(model, batch, 0.7), expected)
     calls = []
     model.model.visual.register_forward_hook(lambda *a: calls.append(1))
     lean.install(model)

@@ -104,7 +104,13 @@ def completion_logps(model, batch: dict[str, Any], temperature: float, *, with_e
         head = CompletionLogps(targets, batch["completion_mask"], temperature, with_entropy=with_entropy,
                                chunk_tokens=lean._reasonkit_chunk_tokens)
         return model(**model_inputs(batch, device), reasonkit_head=head, video_index=batch.get("video_index"))
-    out = model(**model_inputs(batch, device), logits_to_keep=targets.shape[1] + 1, use_cache=False)
+    inputs = model_inputs(batch, device)
+    if batch.get("video_index") is not None:  # a plain module: every row gets its clip's patches again
+        from reasonkit.train.lean import expand_videos
+
+        inputs["pixel_values_videos"] = expand_videos(inputs["pixel_values_videos"], inputs["video_grid_thw"],
+                                                      batch["video_index"])
+    out = model(**inputs, logits_to_keep=targets.shape[1] + 1, use_cache=False)
     logits = out.logits[:, :-1, :].float() / temperature  # position t predicts completion token t
     targets = targets.to(logits.device)
     normaliser = logits.logsumexp(dim=-1)
