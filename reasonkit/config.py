@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from reasonkit.errors import ConfigError
 from reasonkit.textfile import read_text
@@ -100,6 +100,10 @@ class GenerationSection(Strict):
 class EvalConfig(Strict):
     """An eval preset (``benchmarks/<name>.yaml``): mirrors upstream's tools/eval/configs/*.yaml."""
 
+    # Not a config key: the dotted keys given on the command line (--set and flags), which a backend that does not
+    # take them must refuse; a preset's keys for other backends (dtype for an API model) simply do not apply.
+    _set_keys: tuple[str, ...] = PrivateAttr(())
+
     datasets: list[str] = Field(default_factory=list)  # benchmark plugin names
     data_dir: str | None = None
     results_dir: str = "results"
@@ -143,7 +147,10 @@ def load_config(model: type[M], path: Path | None, overrides: list[str] = (), ba
     for item in overrides:
         apply_override(model, data, item)
     set_keys = [item.partition("=")[0].strip() for item in overrides]
-    return validate(model, data, source=str(path) if path else "config", set_keys=set_keys)
+    config = validate(model, data, source=str(path) if path else "config", set_keys=set_keys)
+    if hasattr(config, "_set_keys"):
+        config._set_keys = tuple(set_keys)
+    return config
 
 
 def validate(model: type[M], data: dict[str, Any], source: str, set_keys: list[str] = ()) -> M:

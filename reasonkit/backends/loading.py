@@ -106,19 +106,19 @@ def wrap_load_error(model: str, exc: Exception) -> ReasonkitError:
 RUNNER_KEYS = frozenset({"model_name", "backend", "price_input_per_mtok", "price_output_per_mtok"})
 
 
-def backend_options(name: str, factory, model_section, **extra) -> dict:
+def backend_options(name: str, factory, model_section, *, explicit: tuple[str, ...] = (), **extra) -> dict:
     """The ``model.*`` options (and ``extra``, e.g. the seed) backend ``name`` takes: the keyword parameters of its
-    factory. A key the user set away from its default that the backend does not take is refused, never dropped
-    (``model.tp_size=2`` with the ``hf`` backend would otherwise change nothing, silently)."""
+    factory. A key given on the command line (``explicit``, dotted) that the backend does not take is refused, never
+    dropped; a preset's keys meant for other backends (``dtype`` for an API model) do not apply and are left out."""
     import inspect
 
     from reasonkit.errors import ConfigError
 
     params = inspect.signature(factory).parameters
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    defaults = type(model_section)()
     chosen = {k: getattr(model_section, k) for k in type(model_section).model_fields if k not in RUNNER_KEYS}
-    refused = [k for k, v in chosen.items() if k not in params and not accepts_any and v != getattr(defaults, k)]
+    given = {key.removeprefix("model.") for key in explicit if key.startswith("model.")}
+    refused = [k for k in chosen if k in given and k not in params and not accepts_any]
     if refused:
         takes = sorted(k for k in chosen if k in params) or ["(none)"]
         raise ConfigError(f"model.{refused[0]}: backend '{name}' does not take this option (its model.* options: "

@@ -89,7 +89,8 @@ class OpenAIBackend:
 
         m = cfg.model
         check_generation(effective_generation(cfg), m.api_dialect, m.frames_as)
-        return cls(m.model_name, **m.model_dump(include={*IDENTITY_KEYS, *OPERATIONAL_KEYS}))
+        prices = {"price_input_per_mtok", "price_output_per_mtok"}  # the runner's (usage and cost), not the client's
+        return cls(m.model_name, **m.model_dump(include={*IDENTITY_KEYS, *OPERATIONAL_KEYS} - prices))
 
     # ----------------------------------------------------------------------------------------------- requests
     def body(self, request: GenRequest) -> dict[str, Any]:

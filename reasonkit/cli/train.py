@@ -57,7 +57,7 @@ def run_trainer(name: str, config: str, overrides: list[str], *, nproc_per_node:
     if (nproc_per_node > 1 or nnodes > 1) and not os.environ.get("REASONKIT_LAUNCHED"):
         from reasonkit.train.distributed import relaunch_with_torchrun
 
-        claim(recipe)  # a refused output_dir or resume stops here, before torchrun starts N processes
+        claim(recipe, world=nproc_per_node * nnodes)  # a refused output_dir or resume stops before torchrun starts
         argv = [a for a in sys.argv[1:]]
         raise typer.Exit(relaunch_with_torchrun(argv, nproc_per_node=nproc_per_node, nnodes=nnodes,
                                                 node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id))

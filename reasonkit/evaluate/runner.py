@@ -29,7 +29,7 @@ from reasonkit.evaluate.records import (
     report_error_records,
     usage_of,
 )
-from reasonkit.evaluate.store import ResultStore, model_slug
+from reasonkit.evaluate.store import ResultStore
 from reasonkit.evaluate.usage import record_usage
 from reasonkit.prompts import build_messages
 from reasonkit.scoring.extract import reasoning_text
@@ -119,7 +119,7 @@ def run_or_launch(cfg: EvalConfig, launch: dict[str, Any]) -> list[ResultStore] 
             raise ReasonkitError("--nproc-per-node/--nnodes relaunch the `reasonkit eval` command line; from Python, "
                                  "start the script under torchrun instead")
         shard.relaunch(sys.argv[1:], **{k: launch.get(k) for k in LAUNCH_FLAGS})
-        stores = [ResultStore(p) for p in store_paths(cfg)]  # every rank is done: report as one process would
+        stores = stores_of(cfg)  # every rank is done: report as one process would
         for store in stores:
             record_usage(store, cfg)
         return stores
@@ -136,13 +136,14 @@ def run_or_launch(cfg: EvalConfig, launch: dict[str, Any]) -> list[ResultStore] 
     return None
 
 
-def store_paths(cfg: EvalConfig, fingerprint: str | None = None) -> list[Path]:
-    """The result file of each benchmark of ``cfg``."""
+def stores_of(cfg: EvalConfig, fingerprint: str | None = None) -> list[ResultStore]:
+    """The result store of each benchmark of ``cfg``."""
     from reasonkit.backends.loading import model_fingerprint
 
     fingerprint = fingerprint or model_fingerprint(cfg.model.model_name)
-    return [Path(cfg.results_dir) / model_slug(cfg.model.model_name, fingerprint) / name
-            / cfg.evaluation.answer_type / f"seed{cfg.evaluation.seed}.jsonl" for name in cfg.datasets]
+    e = cfg.evaluation
+    return [ResultStore.for_run(cfg.results_dir, cfg.model.model_name, fingerprint, name, e.answer_type, e.seed)
+            for name in cfg.datasets]
 
 
 
@@ -191,16 +192,16 @@ def _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, sampl
     if backend is None:
         from reasonkit.backends.loading import backend_options
 
-        options = backend_options(cfg.model.backend, factory, cfg.model, seed=cfg.evaluation.seed)  # refuses
+        options = backend_options(cfg.model.backend, factory, cfg.model, explicit=cfg._set_keys,
+                                  seed=cfg.evaluation.seed)  # refuses command-line
         # keys the backend does not take; backends that read their own config keys build from the whole config
         backend = factory.from_eval_config(cfg) if hasattr(factory, "from_eval_config") else factory(model, **options)
     from reasonkit.families import detect_family, frame_spec_for
 
     family = detect_family(model, cfg.model.revision)  # after the backend loaded it: a hub id is cached by now
     stores = []
-    for (name, bench), path in zip(benchmarks.items(), store_paths(cfg, fingerprint)):
+    for (name, bench), store in zip(benchmarks.items(), stores_of(cfg, fingerprint)):
         spec = frame_spec_for(cfg.frames.to_spec(bench.frame_spec) if cfg.frames else bench.frame_spec, family)
-        store = ResultStore(path)
         manifest = eval_manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
         if group is not None:  # rank 0 prepares the store and splits the questions left by clip
             store, todo = shard.plan(group, store, manifest, samples[name], resume=cfg.evaluation.resume,

@@ -32,6 +32,12 @@ def _safe(text: str) -> str:
 
 
 class ResultStore:
+    @classmethod
+    def for_run(cls, results_dir: Path | str, model: str, fingerprint: str, benchmark: str, answer_type: str,
+                seed: int) -> ResultStore:
+        """The store of one (model, benchmark, answer type, seed): the layout in the module docstring."""
+        return cls(Path(results_dir) / model_slug(model, fingerprint) / benchmark / answer_type / f"seed{seed}.jsonl")
+
     def __init__(self, path: Path, *, shard: int | None = None):
         """``shard``: this process appends to its own ``<stem>.shards/rank<shard>.jsonl`` (data-parallel eval)."""
         self.path = Path(path)

@@ -50,7 +50,7 @@ class RunContext:
     def _claim_output_dir(self) -> None:
         from reasonkit.train.run_folder import claim
 
-        aside = claim(self.recipe, is_main=self.dist.is_main)
+        aside = claim(self.recipe, is_main=self.dist.is_main, world=self.dist.world)
         self.dist.barrier()
         if aside is not None and self.dist.is_main:
             print(f"train.overwrite: the previous run in {self.out} was moved to {aside}", file=sys.stderr)

@@ -28,7 +28,7 @@ RESUME_SAFE_KEYS = (
 )
 
 
-def claim(recipe, *, is_main: bool = True) -> Path | None:
+def claim(recipe, *, is_main: bool = True, world: int = 1) -> Path | None:
     """Check (and for ``overwrite``, clear) ``recipe.train.output_dir`` before a run writes into it: the CLI
     calls this before starting any process, every trainer again when its run starts. Returns where a replaced
     run was moved."""
@@ -41,8 +41,19 @@ def claim(recipe, *, is_main: bool = True) -> Path | None:
         return prepare_fresh(out, overwrite=t.overwrite, is_main=is_main)
     checkpoint = CheckpointManager(out / "checkpoints", save_freq=1).resolve(t.resume)
     saved = checkpoint.parent.parent / "recipe.json" if checkpoint is not None else out / "recipe.json"
-    check_resume(saved, redact(recipe.model_dump(mode="json")))
+    safe = RESUME_SAFE_KEYS
+    if checkpoint is not None and _same_global_batch(checkpoint, t.train_batch_per_replica, world):
+        safe = (*safe, "train.train_batch_per_replica")  # another number of processes, the same global batch
+    check_resume(saved, redact(recipe.model_dump(mode="json")), safe=safe)
     return None
+
+
+def _same_global_batch(checkpoint: Path, batch: int, world: int) -> bool:
+    from reasonkit.train.checkpoint import read_marker
+
+    meta = (read_marker(checkpoint) or {}).get("meta", {})
+    saved_world, saved_batch = meta.get("world_size"), meta.get("train_batch_per_replica")
+    return saved_world is not None and saved_world != world and saved_world * (saved_batch or 0) == world * batch
 
 
 def holds_a_run(out: Path) -> bool:
@@ -68,8 +79,8 @@ def prepare_fresh(out: Path, *, overwrite: bool, is_main: bool) -> Path | None:
     return aside
 
 
-def check_resume(saved_recipe: Path, current: dict[str, Any]) -> None:
-    """Refuse resuming with a recipe that differs from the saved one in a key outside RESUME_SAFE_KEYS."""
+def check_resume(saved_recipe: Path, current: dict[str, Any], *, safe: tuple[str, ...] = RESUME_SAFE_KEYS) -> None:
+    """Refuse resuming with a recipe that differs from the saved one in a key outside ``safe``."""
     if not saved_recipe.is_file():
         return
     try:
@@ -77,7 +88,7 @@ def check_resume(saved_recipe: Path, current: dict[str, Any]) -> None:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{saved_recipe}: the run's saved recipe is unreadable ({exc})") from None
     # Round-trip through JSON so tuples compare equal to the lists the saved file holds.
-    changed = changed_keys(saved, json.loads(json.dumps(current, default=str)), safe=RESUME_SAFE_KEYS)
+    changed = changed_keys(saved, json.loads(json.dumps(current, default=str)), safe=safe)
     if changed:
         shown = ", ".join(f"{k} ({_get(saved, k)!r} -> {_get(current, k)!r})" for k in changed[:6])
         more = f" and {len(changed) - 6} more" if len(changed) > 6 else ""
