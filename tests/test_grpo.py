@@ -112,7 +112,8 @@ def test_recomputed_logps_are_log_softmax_at_the_sampled_tokens(tiny_model_dir, 
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from reasonkit.synth.benchmark import FRAME_SPEC
-    from reasonkit.train.grpo.data import decode, make_prompt
+    from reasonkit.train.data import decode
+    from reasonkit.train.grpo.data import make_prompt
     from reasonkit.train.grpo.sequences import build_batch, completion_logps
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
@@ -300,7 +301,8 @@ def test_vllm_follows_pushed_weights(vllm_engine, tiny_model_dir, synth_data_dir
 
     from reasonkit.backends.hf import HFBackend
     from reasonkit.synth.benchmark import FRAME_SPEC
-    from reasonkit.train.grpo.data import decode, gen_request, make_prompt
+    from reasonkit.train.data import decode
+    from reasonkit.train.grpo.data import gen_request, make_prompt
     from reasonkit.train.grpo.sequences import build_batch, completion_logps
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)

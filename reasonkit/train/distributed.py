@@ -9,6 +9,7 @@ import shutil
 import socket
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,31 @@ class Dist:
 
         if self.world > 1 and td.is_initialized():
             td.barrier()
+
+    def all_reduce(self, values: list[float], op: str = "sum") -> list[float]:
+        """Element-wise sum (or ``op="max"``) over ranks, in float64."""
+        if self.world == 1:
+            return list(values)
+        import torch
+
+        tensor = torch.tensor(values, dtype=torch.float64)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX if op == "max" else
+                                     torch.distributed.ReduceOp.SUM)
+        return tensor.tolist()
+
+    def mean(self, value: float) -> float:
+        """``value`` averaged over ranks (e.g. the step's loss: what the optimizer step actually used)."""
+        return value if self.world == 1 else self.all_reduce([value])[0] / self.world
+
+    def gather(self, tensors: dict[str, Any]) -> dict[str, Any]:
+        """Each rank's 1-D tensors concatenated (lengths may differ), so logs describe the whole step."""
+        if self.world == 1:
+            return tensors
+        import torch
+
+        gathered: list[Any] = [None] * self.world
+        torch.distributed.all_gather_object(gathered, {k: v.tolist() for k, v in tensors.items()})
+        return {k: torch.tensor([x for part in gathered for x in part[k]], dtype=torch.float32) for k in tensors}
 
 
 def _free_port() -> int:

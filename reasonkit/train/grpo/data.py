@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reasonkit.types import Frames, FrameSpec, GenRequest, Sample
+from reasonkit.types import Frames, GenRequest, Sample
 
 
 @dataclass
@@ -42,13 +42,6 @@ def encode_prompt(processor, messages: list[dict[str, Any]], frames: Frames | No
     from reasonkit.encoding import model_inputs
 
     return model_inputs(processor, [messages], [frames])
-
-
-def decode(row: dict[str, Any], spec: FrameSpec) -> Frames | None:
-    """The row's clip sampled with the recipe's frame spec (thread-safe: the trainer decodes ahead in threads)."""
-    from reasonkit.media import load_frames
-
-    return load_frames(row["video"], spec) if row.get("video") is not None else None
 
 
 def make_prompt(row: dict[str, Any], frames: Frames | None, processor, answer_type: str) -> Prompt:

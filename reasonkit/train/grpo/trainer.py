@@ -37,21 +37,15 @@ class RunStats:  # the closing summary's "data" line (RunContext.finish)
 def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     """Run the recipe. ``rollout_backend``: an already running VLLMBackend to roll out with (tests and benchmarks
     reuse one engine; its weights are replaced by the policy's before the first step)."""
-    import deepspeed
     import torch
 
-    from reasonkit.backends.loading import check_model_dir
-    from reasonkit.train.distributed import init_distributed
-    from reasonkit.train.engine import load_policy, lr_lambda, param_groups
+    from reasonkit.train.data import decode
     from reasonkit.train.grpo.algorithms import compute_advantages
-    from reasonkit.train.grpo.data import decode, make_prompt
+    from reasonkit.train.grpo.data import make_prompt
     from reasonkit.train.grpo.rewards import RewardFunctions, equal_reward_groups
     from reasonkit.train.grpo.rollout import make_rollout
-    from reasonkit.train.run import RunContext
-    from reasonkit.train.sft import epoch_order, load_rows
+    from reasonkit.train.loop import Run
 
-    check_model_dir(recipe.policy.model_name_or_path)  # bad input fails before any process group or compute
-    rows, _ = load_rows(recipe)
     t, policy, ro = recipe.train, recipe.train.train_policy, recipe.rollout
     rewards_fn = RewardFunctions(policy.reward_function, answer_type=policy.answer_type,
                                  overlong_penalty=policy.overlong_penalty)
@@ -60,36 +54,18 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     if ro.backend == "hf" and t.deepspeed.zero_stage == 3 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise ConfigError("rollout.backend = 'hf' with ZeRO-3 on several processes is not supported (ranks would "
                           "generate different lengths inside collectives): use rollout.backend = 'vllm'")
-    dist = init_distributed()
-    torch.manual_seed(t.seed)
-    random.seed(t.seed)
-    ctx = RunContext(recipe, dist, command="grpo")
-    spec = recipe.frame_spec()
     group = ro.n_generation
     prompts_per_step = t.train_batch_per_replica // group
-    steps_per_epoch = len(epoch_order(len(rows), seed=t.seed, epoch=0, rank=dist.rank, world=dist.world,
-                                      batch=prompts_per_step)) // prompts_per_step
-    total_steps = min(t.max_steps or 10**12, t.epoch * steps_per_epoch)
-
-    ds_config = grpo_deepspeed_config(recipe, on_gpu=dist.device.startswith("cuda"))
-    model, processor, frozen = load_policy(recipe, ds_config)
-    ctx.processor = processor
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ConfigError("policy.freeze_pattern froze every parameter: nothing to train")
-    schedule = lr_lambda(t.optm_warmup_steps, total_steps * policy.mu_iterations, t.optm_decay_type)
-    engine, _, _, _ = deepspeed.initialize(
-        model=model, model_parameters=param_groups(trainable), config=ds_config,
-        lr_scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, schedule))
-    reference = load_reference(recipe, ds_config, dist) if policy.kl_beta > 0 else None
-    step, epoch, position = ctx.resume(engine)
-    rollout = make_rollout(recipe, engine=engine, processor=processor, dist=dist, out_dir=ctx.out,
+    run = Run(recipe, command="grpo", rows_per_step=prompts_per_step, ds_config=grpo_deepspeed_config,
+              updates_per_step=policy.mu_iterations)
+    engine, processor, dist, spec, rows = run.engine, run.processor, run.dist, run.spec, run.rows
+    reference = load_reference(recipe, run.ds_config, dist) if policy.kl_beta > 0 else None
+    run.resume()
+    rollout = make_rollout(recipe, engine=engine, processor=processor, dist=dist, out_dir=run.ctx.out,
                            backend=rollout_backend, n_seqs=prompts_per_step * group)
-    if step > 0 or rollout_backend is not None:
+    if run.step > 0 or rollout_backend is not None:
         rollout.sync(engine, processor)  # the engine must sample from the policy's weights, not the folder's
-    ctx.start_logging(extra={"rows": len(rows), "frozen_params": frozen, "steps_per_epoch": steps_per_epoch,
-                             "total_steps": total_steps, "prompts_per_step": prompts_per_step,
-                             "frame_spec": spec.to_dict(), "rollout": rollout.name})
+    run.start_logging(prompts_per_step=prompts_per_step, rollout=rollout.name)
     stats = RunStats()
     pad_id = processor.tokenizer.pad_token_id
     if pad_id is None:
@@ -98,13 +74,11 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     config = engine.module.config
     placeholders = {getattr(config, name, None) for name in ("image_token_id", "video_token_id")} - {None}
     engine.train()
-    with ctx.progress(total_steps, initial=step) as advance, \
+    with run.ctx.progress(run.total_steps, initial=run.step) as advance, \
             ThreadPoolExecutor(policy.dataloader_num_workers or 1) as pool:
-        while step < total_steps and epoch < t.epoch:
-            order = epoch_order(len(rows), seed=t.seed, epoch=epoch, rank=dist.rank, world=dist.world,
-                                batch=prompts_per_step)
+        for order in run.epochs():
             ahead: dict[int, Any] = {}  # position in `order` -> future frames (this step's and the next's)
-            for start in range(position, len(order), prompts_per_step):
+            for start in range(run.position, len(order), prompts_per_step):
                 clock = Clock()
                 # 1. prompts: the clip decoded once; the same arrays go to the rollout engine and the trainer
                 for pos in range(start, min(start + 2 * prompts_per_step, len(order))):
@@ -119,7 +93,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
                 clock.lap("prompts")
 
                 # 2. rollout: G completions per prompt
-                seed = random.Random(f"{t.seed}/{step}/{dist.rank}").randrange(2**31 - 2**20)
+                seed = random.Random(f"{t.seed}/{run.step}/{dist.rank}").randrange(2**31 - 2**20)
                 completions = rollout.sample(prompts, seed=seed)
                 stats.truncated += sum(c.truncated for c in completions)
                 clock.lap("rollout")
@@ -148,25 +122,18 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
                     rollout.sync(engine, processor)
                 clock.lap("weight_sync")
 
-                step += 1
-                position = start + prompts_per_step
+                run.step += 1
+                run.position = start + prompts_per_step
                 metrics = {**rollout_metrics(completions, rewards, advantages[keep], equal, dist),
                            **(update or {"skipped_update": 1}),
-                           "lr": engine.get_lr()[0], "epoch": epoch + position / len(order),
+                           "lr": engine.get_lr()[0], "epoch": run.epoch + run.position / len(order),
                            **{f"time/{k}": v for k, v in clock.laps.items()}, "time/step": clock.total()}
-                ctx.log(metrics, step)
+                run.ctx.log(metrics, run.step)
                 advance(metrics)
-                if ctx.should_save(step):
-                    ctx.save(engine, step, epoch, position)
-                if step >= total_steps:
+                run.save_if_due()
+                if run.done:
                     break
-            else:
-                epoch, position = epoch + 1, 0
-    ctx.save(engine, step, epoch, position, final=True)
-    exported = ctx.export(engine, ctx.export_dir("final")) if recipe.train.ckpt.export_safetensors else None
-    rollout.close()
-    ctx.finish(exported, stats=stats)
-    return exported
+    return run.finish(stats, before_uploads=rollout.close)
 
 
 def policy_update(engine, reference, items, advantages, *, recipe: Recipe, dist, pad_id: int,
@@ -187,7 +154,7 @@ def policy_update(engine, reference, items, advantages, *, recipe: Recipe, dist,
     size = policy.mini_batch
     micro = [(items[i:i + size], advantages[i:i + size], 1.0) for i in range(0, len(items), size)]
     tokens = sum(len(ids) for _, ids in items)
-    n_micro, total_tokens = all_reduce([len(micro), tokens], dist, op="max")[0], all_reduce([0, tokens], dist)[1]
+    n_micro, total_tokens = dist.all_reduce([len(micro), tokens], op="max")[0], dist.all_reduce([0, tokens])[1]
     if total_tokens == 0:
         return None
     while len(micro) < n_micro:  # weight-0 passes keep the ranks' collectives in step
@@ -231,7 +198,7 @@ def policy_update(engine, reference, items, advantages, *, recipe: Recipe, dist,
         engine.step()
     names = ["loss", "entropy", "clip_ratio/low_mean", "clip_ratio/high_mean", "clip_ratio/region_mean",
              "ratio_mean", *(["kl"] if reference is not None else [])]  # the same list on every rank
-    totals = all_reduce([sums.get(n, [0.0, 0.0])[i] for i in (0, 1) for n in names], dist)
+    totals = dist.all_reduce([sums.get(n, [0.0, 0.0])[i] for i in (0, 1) for n in names])
     metrics = {n.replace("_mean", "").replace("clip_ratio/", "clip_ratio_"): total / (weight or 1.0)
                for n, total, weight in zip(names, totals[:len(names)], totals[len(names):])}
     grad_norm = engine.get_global_grad_norm()
@@ -288,11 +255,11 @@ def rollout_metrics(completions, rewards, kept_advantages, equal, dist) -> dict[
 
     from reasonkit.train.grpo.rewards import describe
 
-    local = gather_all({
+    local = dist.gather({
         "reward": rewards.total, "advantage": kept_advantages, "equal": equal.float(),
         "length": torch.tensor([len(c.token_ids) for c in completions], dtype=torch.float32),
         "truncated": torch.tensor([c.truncated for c in completions], dtype=torch.float32),
-        **{f"reward/{name}": values for name, values in rewards.per_function.items()}}, dist)
+        **{f"reward/{name}": values for name, values in rewards.per_function.items()}})
     metrics = {**describe("reward", local["reward"]), **describe("advantage", local["advantage"])}
     for name in rewards.per_function:
         metrics.update(describe(f"reward/{name}", local[f"reward/{name}"]))
@@ -319,25 +286,3 @@ class Clock:
 
     def total(self) -> float:
         return self.last - self.start
-
-
-def all_reduce(values: list[float], dist, op: str = "sum") -> list[float]:
-    if dist.world == 1:
-        return list(values)
-    import torch
-
-    tensor = torch.tensor(values, dtype=torch.float64)
-    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX if op == "max" else
-                                 torch.distributed.ReduceOp.SUM)
-    return tensor.tolist()
-
-
-def gather_all(tensors: dict[str, Any], dist) -> dict[str, Any]:
-    """Concatenate each rank's 1-D tensors (different lengths allowed), so logs describe the whole step."""
-    if dist.world == 1:
-        return tensors
-    import torch
-
-    gathered: list[Any] = [None] * dist.world
-    torch.distributed.all_gather_object(gathered, {k: v.tolist() for k, v in tensors.items()})
-    return {k: torch.tensor([x for part in gathered for x in part[k]], dtype=torch.float32) for k in tensors}

@@ -1,0 +1,53 @@
+"""Training data every trainer shares: rows from the dataset plugin, the seeded per-rank epoch order, and a
+row's clip decoded with the recipe's frame spec."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any
+
+from reasonkit.errors import ReasonkitError
+from reasonkit.train.recipe import Recipe
+from reasonkit.types import Frames, FrameSpec
+
+
+def load_rows(recipe: Recipe) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Training rows and held-out rows (``test_size`` last rows) from the dataset plugin."""
+    from reasonkit.plugins import get_dataset
+
+    policy = recipe.train.train_policy
+    spec = policy.dataset
+    column = policy.conversation_column_name if policy.type == "sft" else policy.prompt_column_name
+    rows = list(get_dataset(spec.name)(spec.path, subset=spec.subset, split=spec.split, column=column))
+    if spec.limit:
+        rows = rows[: spec.limit]
+    held_out = rows[len(rows) - spec.test_size:] if spec.test_size else []
+    rows = rows[: len(rows) - spec.test_size] if spec.test_size else rows
+    if not rows:
+        raise ReasonkitError(f"dataset '{spec.name}' ({spec.path}) has no training rows")
+    return rows, held_out
+
+
+def epoch_order(n: int, *, seed: int, epoch: int, rank: int, world: int, batch: int) -> list[int]:
+    """This rank's row indices for one epoch: a seeded shuffle, split across ranks, wrapped around so every
+    rank runs the same whole number of batches (no row is dropped; a few repeat)."""
+    order = list(range(n))
+    random.Random(seed * 1000 + epoch).shuffle(order)
+    per_rank = math.ceil(n / world)
+    per_rank = math.ceil(per_rank / batch) * batch
+    order = (order * math.ceil(per_rank * world / n + 1))[: per_rank * world]
+    return order[rank::world]
+
+
+def decode(row: dict[str, Any], spec: FrameSpec, blank: bool = False) -> Frames | None:
+    """The row's clip under ``spec`` (None for a text-only row); thread-safe, so trainers decode ahead in threads.
+    ``blank``: the ablation that keeps shapes and timing but no visual information."""
+    from reasonkit.media import load_frames
+
+    if row.get("video") is None:
+        return None
+    frames = load_frames(row["video"], spec)
+    if blank:
+        frames.array = frames.array * 0
+    return frames
