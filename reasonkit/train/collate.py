@@ -7,7 +7,7 @@ than ``model_max_length`` are dropped or truncated as the recipe says, and count
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from reasonkit.types import Frames
@@ -20,7 +20,6 @@ class CollateStats:
     samples: int = 0
     dropped_overlong: int = 0
     truncated: int = 0
-    dropped_ids: list[str] = field(default_factory=list)
 
 
 def to_messages(row: dict[str, Any], *, with_video: bool, system_prompt: str | None) -> list[dict[str, Any]]:
@@ -69,7 +68,6 @@ class SFTCollator:
             keep_labels = (labels[: self.max_length] != IGNORE).any()
             if self.overlong == "drop" or last_vision >= self.max_length or not keep_labels:
                 self.stats.dropped_overlong += 1
-                self.stats.dropped_ids.append(row.get("id", "?"))
                 return None
             self.stats.truncated += 1
             full = len(ids)

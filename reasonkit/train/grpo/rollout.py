@@ -63,9 +63,8 @@ class Rollout:
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
         raise NotImplementedError
 
-    def sync(self, engine, processor) -> bool:
-        """Make the engine's weights the policy's; True if anything was done."""
-        return False
+    def sync(self, engine, processor) -> None:
+        """Make the engine's weights the policy's (the hf rollout samples from the policy itself: nothing to do)."""
 
     def close(self) -> None:
         pass
@@ -133,14 +132,13 @@ class VLLMRollout(Rollout):
         start = sum(len(part) for part in pooled[: td.get_rank(self.tp_group)])
         return results[start:start + len(requests)]
 
-    def sync(self, engine, processor) -> bool:
+    def sync(self, engine, processor) -> None:
         from reasonkit.train.engine import export_hf
 
         export_hf(engine, processor, self.sync_dir, is_main=self.dist.is_main)  # collective under ZeRO-3
         self.dist.barrier()  # the folder is complete before any rank's engine reads it
         self.backend.push_weights(self.sync_dir)
         self.dist.barrier()  # and no rank rewrites it while another still reads
-        return True
 
     def close(self) -> None:
         if self.owned:
