@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from reasonkit.evaluate.store import find_stores
-from reasonkit.scoring.report import accuracy_by_task
+from reasonkit.scoring.stats import accuracy_by_task
 from reasonkit.synth.benchmark import CHANCE
 
 ROOT = Path(__file__).resolve().parents[1]

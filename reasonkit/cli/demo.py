@@ -24,7 +24,8 @@ def demo_command(
     """Build a tiny model and the synthphys benchmark, evaluate, fine-tune, evaluate again — offline."""
     from reasonkit.config import EvalConfig, load_config, preset_path, recipe_path
     from reasonkit.evaluate.runner import run_eval
-    from reasonkit.scoring.report import accuracy_by_task, print_table, summarize
+    from reasonkit.scoring.report import print_table, summarize
+    from reasonkit.scoring.stats import accuracy_by_task
     from reasonkit.synth.benchmark import CHANCE, build_benchmark, parse_tasks
     from reasonkit.synth.model import build_tiny_model
     from reasonkit.train.recipe import load_recipe

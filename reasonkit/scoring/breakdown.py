@@ -76,7 +76,7 @@ def format_budget(budget: dict[str, Any] | None) -> str:
 def type_accuracy(records: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per question type (``meta.task``): questions, correct, accuracy % and its video-clustered bootstrap CI.
     Empty when no record has a type. Error records count as wrong, as in the dataset rows."""
-    from reasonkit.scoring.report import bootstrap_ci, dedup
+    from reasonkit.scoring.stats import bootstrap_ci, dedup
 
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in dedup(records):

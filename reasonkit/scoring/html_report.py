@@ -23,7 +23,8 @@ def build_context(results_dir: Path, *, baseline: str | None = None, samples: in
     """Everything the template shows, as plain data (tests read it too)."""
     from reasonkit.scoring import plots
     from reasonkit.scoring.breakdown import annotate, format_budget, run_key
-    from reasonkit.scoring.report import accuracy, dedup, summarize
+    from reasonkit.scoring.report import summarize
+    from reasonkit.scoring.stats import accuracy, dedup
 
     stores = [s for s in find_stores(results_dir) if s.manifest() is not None]
     if not stores:

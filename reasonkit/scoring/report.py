@@ -1,11 +1,10 @@
-"""`reasonkit score`: accuracy per (model, answer type, dataset) with coverage, bootstrap CIs clustered by
-video, macro/micro averages and mean ± std over seeds. Different models are never pooled: one row each."""
+"""`reasonkit score`, the presentation: accuracy per (model, answer type, dataset) with coverage, bootstrap CIs
+clustered by video, macro/micro averages and mean ± std over seeds (the statistics are in scoring/stats.py).
+Different models are never pooled: one row each."""
 
 from __future__ import annotations
 
 import json
-import math
-import random
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -13,53 +12,7 @@ from typing import Any
 from reasonkit.errors import ReasonkitError
 from reasonkit.evaluate.store import ResultStore, find_stores
 from reasonkit.evaluate.usage import print_usage, usage_row
-
-BOOTSTRAP_REPS = 1000
-
-
-def accuracy(records: list[dict[str, Any]], n_total: int) -> float:
-    """Correct / all questions of the benchmark: unscored questions count as wrong (the denominator never
-    shrinks silently; coverage is reported beside it)."""
-    return sum(bool(r.get("correct")) for r in records) / n_total if n_total else float("nan")
-
-
-def bootstrap_ci(records: list[dict[str, Any]], *, reps: int = BOOTSTRAP_REPS, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float]:
-    """Percentile CI of accuracy, resampling whole videos (questions on one clip are not independent)."""
-    by_video: dict[str, list[int]] = defaultdict(list)
-    for r in records:
-        by_video[r.get("video_id", r["id"])].append(int(bool(r.get("correct"))))
-    clusters = [(sum(v), len(v)) for v in by_video.values()]
-    if not clusters:
-        return float("nan"), float("nan")
-    rng = random.Random(seed)
-    stats = []
-    for _ in range(reps):
-        draw = [clusters[rng.randrange(len(clusters))] for _ in clusters]
-        stats.append(sum(c for c, _ in draw) / sum(n for _, n in draw))
-    stats.sort()
-    lo = stats[int((1 - level) / 2 * reps)]
-    hi = stats[min(reps - 1, int((1 + level) / 2 * reps))]
-    return lo, hi
-
-
-def dedup(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One record per question id (the first written), guarding against a hand-merged file."""
-    seen: dict[str, dict[str, Any]] = {}
-    for r in records:
-        seen.setdefault(r["id"], r)
-    return list(seen.values())
-
-
-def accuracy_by_task(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Accuracy per question type (``meta["task"]``, e.g. synthphys' count or direction; "-" without one) and over
-    all questions ("all"). Unscored questions count as wrong, as in :func:`accuracy`."""
-    groups: dict[str, list[bool]] = defaultdict(list)
-    for r in dedup(records):
-        groups[(r.get("meta") or {}).get("task", "-")].append(bool(r.get("correct")))
-    out = {task: sum(hits) / len(hits) for task, hits in sorted(groups.items())}
-    out["all"] = sum(map(sum, groups.values())) / max(1, sum(map(len, groups.values())))
-    return out
+from reasonkit.scoring.stats import accuracy, bootstrap_ci, dedup, mean, std
 
 
 def summarize(stores: list[ResultStore]) -> list[dict[str, Any]]:
@@ -89,7 +42,7 @@ def summarize(stores: list[ResultStore]) -> list[dict[str, Any]]:
                                                   for i in range(first["n_total"] - len(first["records"]))])
         rows.append({
             "model": slug, "model_ref": first["model"], "answer_type": answer_type, "dataset": dataset,
-            "accuracy": 100 * _mean(accs), "std_over_seeds": 100 * _std(accs) if len(accs) > 1 else None,
+            "accuracy": 100 * mean(accs), "std_over_seeds": 100 * std(accs) if len(accs) > 1 else None,
             "seeds": [s["seed"] for s in seeds], "ci95_low": 100 * lo, "ci95_high": 100 * hi,
             "scored": first["scored"], "total": first["n_total"],
             "coverage": 100 * first["scored"] / first["n_total"] if first["n_total"] else float("nan"),
@@ -126,18 +79,9 @@ def _averages(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "coverage": 100 * sum(r["scored"] for r in group) / total if total else float("nan"),
                 "scorer_disagreements": sum(r["scorer_disagreements"] for r in group),
                 "retried": sum(r["retried"] for r in group), "correct": sum(r["correct"] for r in group)}
-        out.append({**base, "dataset": "macro avg", "accuracy": _mean([r["accuracy"] for r in group])})
+        out.append({**base, "dataset": "macro avg", "accuracy": mean([r["accuracy"] for r in group])})
         out.append({**base, "dataset": "micro avg", "accuracy": 100 * base["correct"] / total if total else 0.0})
     return out
-
-
-def _mean(xs: list[float]) -> float:
-    return sum(xs) / len(xs) if xs else float("nan")
-
-
-def _std(xs: list[float]) -> float:
-    m = _mean(xs)
-    return math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
 def _fmt(row: dict[str, Any]) -> list[str]:
