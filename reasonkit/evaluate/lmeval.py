@@ -43,8 +43,15 @@ class ReasonkitLM(_lm_base()):
         if backend_obj is None and pretrained is None:
             raise ReasonkitError("the reasonkit lm-eval model needs model_args pretrained=<hub id or folder>")
         self.backend_name = backend
-        self.backend = backend_obj or get_backend_factory(backend)(
-            pretrained, dtype=dtype, device=device, max_length=max_length or 32768, seed=0)
+        if backend_obj is None:
+            from reasonkit.backends.loading import backend_options
+            from reasonkit.config import ModelSection
+
+            factory = get_backend_factory(backend)
+            section = ModelSection(model_name=pretrained, backend=backend, dtype=dtype, device=device,
+                                   max_length=max_length or 32768)
+            backend_obj = factory(pretrained, **backend_options(backend, factory, section, seed=0))
+        self.backend = backend_obj
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8
         self._max_length = max_length
 
