@@ -246,3 +246,63 @@ def test_bad_recipes_fail_before_any_compute(tiny_model_dir, synth_data_dir, tmp
         assert lines[-1].startswith("error: ") and message in lines[-1], proc.stderr[-2000:]
         assert not (tmp_path / "o" / "logs").exists()  # nothing ran
         assert time.time() - start < 60
+
+
+def test_split_step_groups_by_length_without_changing_the_step_rows():
+    import torch
+
+    from reasonkit.train.data import split_step
+
+    lengths = [5, 40, 7, 38, None, 6, 41, 39]  # None: a sample dropped as over-long
+    encoded = [None if n is None else {"input_ids": torch.zeros(1, n), "row": i} for i, n in enumerate(lengths)]
+
+    def padded(micro):
+        return sum(max(e["input_ids"].shape[1] for e in m) * len(m) for m in micro if m)
+
+    plain = split_step(encoded, 4, by_length=False)
+    grouped = split_step(encoded, 4, by_length=True)
+    assert [[e["row"] for e in m] for m in plain] == [[0, 1], [2, 3], [5], [6, 7]]  # order kept, drop counted
+    assert len(grouped) == 4 and all(len(m) <= 2 for m in grouped)
+    assert sorted(e["row"] for m in grouped for e in m) == sorted(e["row"] for m in plain for e in m)
+    assert padded(plain) == 40 * 2 + 38 * 2 + 6 + 41 * 2 and padded(grouped) == 41 * 2 + 39 * 2 + 7 * 2 + 5
+    assert split_step([None, None], 2, by_length=True) == [[], []]  # the trainer steps with zero weight
+
+
+def test_group_by_length_trains_on_less_padding(tiny_model_dir, synth_data_dir, tmp_path):
+    from reasonkit.train.recipe import load_recipe
+
+    padding = {}
+    for grouped in (False, True):
+        out = tmp_path / f"grouped-{grouped}"
+        recipe = load_recipe(write_recipe(tmp_path / f"{grouped}.toml", out=out, data=synth_data_dir,
+                                          model=tiny_model_dir, max_steps=3, batch=4),
+                             ["train.train_policy.mini_batch=2", f"train.train_policy.group_by_length={grouped}"])
+        get_trainer("sft")(recipe)
+        padding[grouped] = [r["padding"] for r in logged(out)]
+        assert all(r["loss"] == r["loss"] for r in logged(out))  # finite, not NaN
+    assert len(padding[True]) == len(padding[False]) == 3
+    assert all(g <= p for g, p in zip(padding[True], padding[False]))
+    assert sum(padding[True]) < sum(padding[False])
+
+
+def test_gradient_checkpointing_every_nth_layer_keeps_the_gradients(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from reasonkit.train.engine import checkpoint_every
+
+    grads = {}
+    for every in (1, 2):
+        torch.manual_seed(0)
+        model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).train()
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        layers = len(model.model.language_model.layers) + len(model.model.visual.blocks)
+        kept = checkpoint_every(model, every)
+        assert kept == (layers if every == 1 else sum(
+            (len(stack) + 1) // 2 for stack in (model.model.language_model.layers, model.model.visual.blocks)))
+        ids = torch.arange(3, 40).unsqueeze(0)
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads[every] = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    assert grads[1].keys() == grads[2].keys()
+    for name in grads[1]:
+        assert torch.allclose(grads[1][name], grads[2][name], atol=1e-6), name

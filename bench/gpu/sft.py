@@ -33,6 +33,8 @@ CONFIGS = {  # name -> (levers, extra overrides)
     "offload": ([], ["train.deepspeed.offload_optimizer=true"]),
     "bf16-master": ([], ["train.deepspeed.bf16_master_weights=true"]),
     "bf16-master-zero2": ([], ["train.deepspeed.bf16_master_weights=true", "train.deepspeed.zero_stage=2"]),
+    "gc-every2": ([], ["policy.model_gradient_checkpointing_every=2"]),
+    "frozen-vision-gc-every2": ([], [FREEZE, "policy.model_gradient_checkpointing_every=2"]),
 }
 
 

@@ -12,7 +12,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from reasonkit.evaluate.records import (
 )
 from reasonkit.evaluate.store import ResultStore
 from reasonkit.evaluate.usage import record_usage
+from reasonkit.prefetch import prefetch
 from reasonkit.prompts import build_messages
 from reasonkit.scoring.extract import reasoning_text
 from reasonkit.types import FrameSpec, GenRequest, Sample
@@ -224,12 +224,9 @@ def _limit(samples: list[Sample], limit: int | None) -> list[Sample]:
 
 def _evaluate(todo, name, spec, cfg, backend, scorers, store, *, progress: bool) -> None:
     batches = [todo[i:i + cfg.evaluation.batch_size] for i in range(0, len(todo), cfg.evaluation.batch_size)]
-    with _progress(name, len(todo), enabled=progress) as bar, ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(_decode_batch, batches[0], spec) if batches else None
-        for i, batch in enumerate(batches):
-            frames = pending.result()
-            # Decode the next batch while this one generates (PyAV releases the GIL while decoding).
-            pending = pool.submit(_decode_batch, batches[i + 1], spec) if i + 1 < len(batches) else None
+    decoded = prefetch(lambda batch: _decode_batch(batch, spec), batches, ahead=1)  # the next batch decodes
+    with _progress(name, len(todo), enabled=progress) as bar:
+        for batch, frames in zip(batches, decoded):
             store.append(_run_batch(batch, frames, spec, cfg, backend, scorers))
             bar(len(batch))
 

@@ -51,3 +51,17 @@ def decode(row: dict[str, Any], spec: FrameSpec, blank: bool = False) -> Frames 
     if blank:
         frames.array = frames.array * 0
     return frames
+
+
+def split_step(encoded: list[Any], n_micro: int, *, by_length: bool) -> list[list[Any]]:
+    """One optimizer step's encoded samples (``None`` for a dropped one) as ``n_micro`` micro-batches, in order,
+    or with ``by_length`` sorted longest first so each micro-batch holds samples of similar length and little
+    padding is computed. The step's samples are the same either way (only their grouping changes), so resume
+    positions and the epoch order do not depend on it. A micro-batch may come back empty (every sample in it was
+    dropped): the trainer still steps, with zero weight, to keep ranks and accumulation in step."""
+    size = math.ceil(len(encoded) / n_micro)
+    if by_length:
+        kept = sorted((e for e in encoded if e is not None), key=lambda e: -e["input_ids"].shape[1])
+        size = math.ceil(len(kept) / n_micro) if kept else 1
+        return [kept[i * size:(i + 1) * size] for i in range(n_micro)]
+    return [[e for e in encoded[i * size:(i + 1) * size] if e is not None] for i in range(n_micro)]

@@ -132,8 +132,26 @@ def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
     if policy.model_gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.config.use_cache = False
+        checkpoint_every(model, policy.model_gradient_checkpointing_every)
     lean.install(model.get_base_model() if hasattr(model, "get_base_model") else model)
     return model, processor, frozen
+
+
+def checkpoint_every(model, every: int) -> int:
+    """Keep activation checkpointing on every ``every``-th layer of each layer stack (text decoder layers, vision
+    blocks) and switch it off on the others, whose activations are then kept: less recompute for more memory.
+    Returns how many layers still checkpoint."""
+    import torch
+
+    kept = 0
+    for stack in model.modules():
+        if not isinstance(stack, torch.nn.ModuleList):
+            continue
+        layers = [m for m in stack if hasattr(m, "gradient_checkpointing")]
+        for index, layer in enumerate(layers):
+            layer.gradient_checkpointing = layer.gradient_checkpointing and index % every == 0
+            kept += layer.gradient_checkpointing
+    return kept
 
 
 def freeze(model, patterns: list[str]) -> int:

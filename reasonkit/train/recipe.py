@@ -34,6 +34,7 @@ class TrainPolicySection(Strict):
     conversation_column_name: str = "conversations"
     prompt_column_name: str = "qa_pairs"
     mini_batch: int = Field(1, ge=1)  # micro-batch per process per forward/backward
+    group_by_length: bool = False  # reasonkit (SFT): a step's micro-batches hold similar lengths (less padding)
     overlong: Literal["drop", "truncate"] = "drop"  # reasonkit: samples longer than model_max_length
     system_prompt: str | None = SYSTEM_PROMPT  # reasonkit: added when a row has no system turn (as in eval)
     dataloader_num_workers: int = Field(1, ge=0)  # clips decoded ahead of the step in background threads
@@ -123,6 +124,8 @@ class PolicySection(Strict):
     model_revision: str | None = None
     model_max_length: int = Field(4096, ge=16)
     model_gradient_checkpointing: bool = False
+    # reasonkit: checkpoint every n-th layer of each stack (1 = all); fewer recomputes for memory that is spare
+    model_gradient_checkpointing_every: int = Field(1, ge=1)
     freeze_pattern: list[str] = []  # regexes over parameter names, e.g. "^model\\.visual\\."
     lora: LoraSection | None = None
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     reuse one engine; its weights are replaced by the policy's before the first step)."""
     import torch
 
+    from reasonkit.prefetch import prefetch
     from reasonkit.train.data import decode
     from reasonkit.train.grpo.algorithms import compute_advantages
     from reasonkit.train.grpo.data import make_prompt
@@ -74,18 +74,16 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     config = engine.module.config
     placeholders = {getattr(config, name, None) for name in ("image_token_id", "video_token_id")} - {None}
     engine.train()
-    with run.ctx.progress(run.total_steps, initial=run.step) as advance, \
-            ThreadPoolExecutor(policy.dataloader_num_workers or 1) as pool:
+    with run.ctx.progress(run.total_steps, initial=run.step) as advance:
         for order in run.epochs():
-            ahead: dict[int, Any] = {}  # position in `order` -> future frames (this step's and the next's)
+            # this step's clips and the next step's decode in background threads
+            decoded = prefetch(lambda i: decode(rows[i], spec), order[run.position:], ahead=2 * prompts_per_step,
+                               workers=policy.dataloader_num_workers)
             for start in range(run.position, len(order), prompts_per_step):
                 clock = Clock()
                 # 1. prompts: the clip decoded once; the same arrays go to the rollout engine and the trainer
-                for pos in range(start, min(start + 2 * prompts_per_step, len(order))):
-                    if pos not in ahead:
-                        ahead[pos] = pool.submit(decode, rows[order[pos]], spec)
                 positions = range(start, min(start + prompts_per_step, len(order)))
-                prompts = [make_prompt(rows[order[pos]], ahead.pop(pos).result(), processor, policy.answer_type)
+                prompts = [make_prompt(rows[order[pos]], next(decoded), processor, policy.answer_type)
                            for pos in positions]
                 stats.dropped_overlong += sum(p.length > prompt_limit for p in prompts)
                 prompts = [p for p in prompts if p.length <= prompt_limit]
