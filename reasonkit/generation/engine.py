@@ -1,0 +1,265 @@
+"""The generation engine: transformers' model code and weights, reasonkit's decode loop around them.
+
+Per batch (rows grouped by prompt length, so little padding):
+
+1. vision features from the :class:`VisionCache` (one tower pass per distinct clip);
+2. prefill through the language model's own forward — inputs_embeds with the clips' features scattered in (and
+   Qwen3-VL's deepstack features), the 3D rope ids ``generate`` would build, writing K/V into a cache allocated
+   once per batch bucket. Each distinct prompt is prefilled once; its n completions copy its K/V;
+3. decode: one step function (embed, the language model's forward over the static cache with the engine's GQA
+   attention, LM head, sampling, bookkeeping) run eagerly on the CPU and, on CUDA, compiled with
+   ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), or captured as a plain CUDA graph. A step is warmed up
+   (compiled, recorded) once per process per (bucket, sampling flags), before its first batch.
+
+Finished rows stay in their slot (masked: padding, no counts) until the whole batch is done; the loop checks
+that every ``check_every`` steps (a host sync per check).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import torch
+
+from reasonkit.generation.attention import engine_attention
+from reasonkit.generation.positions import prefill_positions
+from reasonkit.generation.prompts import EncodedPrompt, padded_batch
+from reasonkit.generation.sampling import Flags, select_tokens
+from reasonkit.generation.state import BatchState, RowSettings
+from reasonkit.generation.vision import VisionCache
+
+log = logging.getLogger(__name__)
+MODES = ("auto", "eager", "reduce-overhead", "cuda-graph")
+
+
+@dataclass
+class RowOutput:
+    token_ids: list[int]  # the chosen tokens, the stop token included when one was chosen
+    logprobs: list[float]  # log p(token) under the model's raw distribution
+
+
+def decode_step(lm, head, st: BatchState, flags: Flags) -> None:
+    """One token for every row of the bucket; reads and writes only ``st``'s buffers (graph-capturable)."""
+    mask = st.decode_mask()
+    embeds = lm.embed_tokens(st.tokens[:, None])
+    hidden = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=st.positions, past_key_values=st.cache,
+                use_cache=True).last_hidden_state[:, -1]
+    tokens, logprobs = select_tokens(head(hidden), st, flags)
+    st.record(tokens, logprobs)
+    st.positions.add_(1)
+    st.cache.write_pos.add_(1)
+
+
+def flags_for(settings: list[RowSettings]) -> Flags:
+    sampled = [s for s in settings if s.temperature > 0]
+    return Flags(sample=bool(sampled), top_k=max([s.top_k for s in sampled if s.top_k > 0], default=0),
+                 top_p=any(s.top_p < 1.0 for s in sampled),
+                 repetition=any(s.repetition_penalty != 1.0 for s in settings),
+                 presence_frequency=any(s.presence_penalty or s.frequency_penalty for s in settings),
+                 min_tokens=any(s.min_tokens > 0 for s in settings))
+
+
+def bucket_rows(n: int, max_batch: int) -> int:
+    b = 1
+    while b < n:
+        b *= 2
+    return min(b, max_batch) if n <= max_batch else n
+
+
+def bucket_length(n: int, step: int = 256, ratio: float = 1.25) -> int:
+    """Cache lengths on a geometric grid (multiples of ``step``): few distinct buckets (each is a compile on
+    CUDA), at most ~25% of the columns unused."""
+    length = step
+    while length < n:
+        length = max(length + step, int(length * ratio) // step * step)
+    return length
+
+
+class Engine:
+    def __init__(self, model, *, pad_id: int, eos_ids: list[int], mode: str = "auto", max_batch: int = 32,
+                 prefill_tokens: int = 32768, check_every: int = 8, vision_cache_bytes: int | None = None,
+                 max_states: int = 4):
+        if mode not in MODES:
+            raise ValueError(f"engine mode {mode!r}: one of {', '.join(MODES)}")
+        self.model, self.pad_id, self.eos_ids = model, pad_id, list(eos_ids)
+        self.lm, self.head = model.model.language_model, model.lm_head
+        self.device = self.head.weight.device
+        self.dtype = self.head.weight.dtype
+        self.mode = ("reduce-overhead" if self.device.type == "cuda" else "eager") if mode == "auto" else mode
+        self.max_batch, self.prefill_tokens, self.check_every = max_batch, prefill_tokens, check_every
+        cuda = self.device.type == "cuda"
+        self.vision = VisionCache(model, max_bytes=vision_cache_bytes or ((4 << 30) if cuda else (256 << 20)))
+        self.max_states = max_states
+        self.states: OrderedDict[tuple[int, int], BatchState] = OrderedDict()
+        self.steps: dict[tuple, object] = {}
+        self.warmup_s: dict[str, float] = {}  # per (bucket, flags): compile + capture time, paid once
+        self.deepstack = "deepstack_visual_embeds" in inspect.signature(self.lm.forward).parameters
+        self.video_token_id = getattr(model.config, "video_token_id", None)
+        self._compiled = None
+
+    def describe(self) -> str:
+        return f"reasonkit ({self.mode}, {self.device.type})"
+
+    # ------------------------------------------------------------------------------------------- public
+    def generate(self, rows: list[tuple[EncodedPrompt, RowSettings]]) -> list[RowOutput]:
+        """Completions for (prompt, settings) rows; rows sharing one prompt object are prefilled once."""
+        order = sorted(range(len(rows)), key=lambda i: rows[i][0].length)  # stable: a prompt's rows stay together
+        results: list[RowOutput | None] = [None] * len(rows)
+        for start in range(0, len(order), self.max_batch):
+            chunk = order[start:start + self.max_batch]
+            for i, out in zip(chunk, self._run_batch([rows[i] for i in chunk])):
+                results[i] = out
+        return results
+
+    def release(self) -> None:
+        """Drop the bucket buffers and captured steps (their memory), and the vision features."""
+        self.states.clear()
+        self.steps.clear()
+        self.vision.clear()
+
+    # ------------------------------------------------------------------------------------------- a batch
+    def _run_batch(self, rows: list[tuple[EncodedPrompt, RowSettings]]) -> list[RowOutput]:
+        uniq: dict[int, int] = {}
+        prompts: list[EncodedPrompt] = []
+        for prompt, _ in rows:
+            if id(prompt) not in uniq:
+                uniq[id(prompt)] = len(prompts)
+                prompts.append(prompt)
+        source = torch.tensor([uniq[id(p)] for p, _ in rows])
+        settings = [s for _, s in rows]
+        batch = padded_batch(prompts, self.pad_id)
+        prompt_len = batch["input_ids"].shape[1]
+        new = max(s.max_tokens for s in settings)
+        n = len(rows)
+        st = self._state(bucket_rows(n, self.max_batch), bucket_length(prompt_len + new))
+        new = min(new, st.length - prompt_len)
+        flags = flags_for(settings)
+        with torch.inference_mode(), engine_attention(self.lm.config):
+            step = self._step(st, flags)
+            positions = prefill_positions(self.model, batch)
+            logits = self._prefill(st, prompts, batch, positions)
+            if len(prompts) < n or source.tolist() != list(range(n)):
+                full = torch.cat([source, torch.zeros(st.batch - n, dtype=torch.long)])
+                st.cache.share_prompt_rows(full.to(self.device), prompt_len)
+            st.reset(settings, batch["attention_mask"][source], batch["input_ids"][source],
+                     positions[:, source, -1])
+            first = torch.zeros(st.batch, logits.shape[-1], dtype=logits.dtype, device=self.device)
+            first[:n] = logits[source.to(self.device)]
+            st.record(*select_tokens(first, st, flags))
+            for k in range(1, new):
+                step()
+                if k % self.check_every == 0 and bool(st.done.all()):
+                    break
+            lengths = st.lengths[:n].tolist()
+            tokens, logprobs = st.out[:n].tolist(), st.out_logprobs[:n].tolist()
+        return [RowOutput(t[:m], lp[:m]) for t, lp, m in zip(tokens, logprobs, lengths)]
+
+    def _prefill(self, st: BatchState, prompts: list[EncodedPrompt], batch, positions) -> torch.Tensor:
+        """Prompt K/V into cache rows 0..len(prompts)-1; returns each prompt's last-token logits."""
+        features = self.vision.features([v for p in prompts for v in p.videos])
+        per_prompt, at = [], 0
+        for p in prompts:
+            per_prompt.append(features[at:at + len(p.videos)])
+            at += len(p.videos)
+        ids = batch["input_ids"].to(self.device)
+        mask = batch["attention_mask"].to(self.device)
+        positions = positions.to(self.device)
+        width = ids.shape[1]
+        chunk = max(1, self.prefill_tokens // width)
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
+        logits = []
+        for a in range(0, len(prompts), chunk):
+            b = min(len(prompts), a + chunk)
+            embeds = self.lm.embed_tokens(ids[a:b])
+            clips = [f for feats in per_prompt[a:b] for f in feats]
+            kwargs = {}
+            if clips:
+                video = ids[a:b] == self.video_token_id
+                values = torch.cat([f.embeds for f in clips]).to(embeds.dtype)
+                embeds = embeds.masked_scatter(video[..., None].expand_as(embeds), values)
+                if self.deepstack and clips[0].deepstack:
+                    kwargs = {"visual_pos_masks": video, "deepstack_visual_embeds": [
+                        torch.cat([f.deepstack[i] for f in clips]) for i in range(len(clips[0].deepstack))]}
+            allowed = causal[None] & mask[a:b, None, :].bool()
+            zero = torch.zeros((), dtype=self.dtype, device=self.device)
+            attn = torch.where(allowed, zero, torch.finfo(self.dtype).min)[:, None]
+            st.cache.prefill_rows = slice(a, b)
+            try:
+                out = self.lm(inputs_embeds=embeds, attention_mask=attn, position_ids=positions[:, a:b],
+                              past_key_values=st.cache, use_cache=True, **kwargs)
+            finally:
+                st.cache.prefill_rows = None
+            logits.append(self.head(out.last_hidden_state[:, -1]))
+        return torch.cat(logits)
+
+    # ------------------------------------------------------------------------------------------- buckets
+    def _state(self, rows: int, length: int) -> BatchState:
+        key = (rows, length)
+        if key in self.states:
+            self.states.move_to_end(key)
+            return self.states[key]
+        while len(self.states) >= self.max_states:  # the least recently used bucket and its captured steps go
+            old, _ = self.states.popitem(last=False)
+            self.steps = {k: v for k, v in self.steps.items() if k[:2] != old}
+        cfg = self.lm.config
+        self.states[key] = BatchState(model_cfg=cfg, batch=rows, length=length, vocab=self.head.out_features,
+                                      eos_ids=self.eos_ids, pad_id=self.pad_id, dtype=self.dtype,
+                                      device=self.device)
+        return self.states[key]
+
+    def _step(self, st: BatchState, flags: Flags):
+        """The step callable for this bucket and flags, built and warmed up on first use (before the batch's
+        prefill: warm-up runs mutate the bucket's buffers, which the batch then resets)."""
+        key = (st.batch, st.length, flags)
+        if key in self.steps:
+            return self.steps[key]
+        start = time.perf_counter()
+        for mode in (self.mode, "cuda-graph", "eager") if self.mode != "eager" else ("eager",):
+            try:
+                fn = self._build_step(mode, st, flags)
+                break
+            except Exception as exc:  # noqa: BLE001 - a compile/capture failure falls back, loudly
+                log.warning("generation engine: %s decode step failed (%s: %s); falling back", mode,
+                            type(exc).__name__, str(exc)[:300])
+                if mode == "reduce-overhead":
+                    torch._dynamo.reset()
+        if mode != self.mode:
+            self.mode = mode
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+        self.warmup_s[f"B{st.batch}xL{st.length}:{mode}:{flags}"] = time.perf_counter() - start
+        self.steps[key] = fn
+        return fn
+
+    def _build_step(self, mode: str, st: BatchState, flags: Flags):
+        lm, head = self.lm, self.head
+        if mode == "eager":
+            return lambda: decode_step(lm, head, st, flags)
+        if mode == "reduce-overhead":
+            if self._compiled is None:
+                limits = torch._dynamo.config
+                for name in ("cache_size_limit", "recompile_limit"):  # one graph per bucket and flags
+                    if hasattr(limits, name):
+                        setattr(limits, name, max(getattr(limits, name), 64))
+                self._compiled = torch.compile(decode_step, mode="reduce-overhead", dynamic=False)
+            compiled = self._compiled
+
+            def fn():
+                compiled(lm, head, st, flags)
+            for _ in range(3):  # compile, record the CUDA graph, replay once
+                fn()
+            return fn
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(2):  # allocator and kernel selection settle outside the capture
+                decode_step(lm, head, st, flags)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            decode_step(lm, head, st, flags)
+        return graph.replay
