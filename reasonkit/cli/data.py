@@ -15,24 +15,11 @@ app = typer.Typer(help="Download upstream datasets, rebuild clips from raw data,
 
 @contextmanager
 def _progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
-    """A rich progress bar (count, elapsed, ETA) on stderr; yields ``start(total) -> advance(n)``."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    """Yields ``start(total) -> advance(n)`` for the data functions, on the shared progress bar."""
+    from reasonkit.progress import progress_bar
 
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("ETA"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True)) as bar:
-        def start(total: int) -> Callable[[int], None]:
-            task = bar.add_task(label, total=total)
-            return lambda n: bar.advance(task, n)
-        yield start
+    with progress_bar() as bar:
+        yield lambda total: bar.task(label, total)
 
 
 @app.command("download")

@@ -12,6 +12,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from reasonkit.errors import DataError
+from reasonkit.media.decode import open_video
 
 _EPS = 1e-6  # seconds: float slack when comparing frame times with annotation times
 
@@ -88,19 +89,6 @@ class Cut:
 
     def past(self, index: int, t: float) -> bool:
         return index >= self.stop if self.first is not None else t >= self.end_s - _EPS
-
-
-def open_video(path: Path):
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as exc:
-        raise DataError(f"{path}: cannot open video ({exc})") from None
-    if not container.streams.video:
-        container.close()
-        raise DataError(f"{path}: no video stream")
-    return container
 
 
 def source_fps(stream) -> Fraction:

@@ -7,6 +7,7 @@ in the background while the model generates), generate with upstream's retry rul
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -315,15 +316,8 @@ def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sam
 
 
 def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
-    gen = effective_generation(cfg)
-    return GenRequest(
-        messages=build_messages(sample, cfg.evaluation.answer_type),
-        frames=frames,
-        max_tokens=gen["max_tokens"], temperature=gen["temperature"],
-        top_p=gen["top_p"], top_k=gen["top_k"], repetition_penalty=gen["repetition_penalty"],
-        presence_penalty=gen["presence_penalty"], frequency_penalty=gen["frequency_penalty"],
-        seed=cfg.evaluation.seed,
-    )
+    sampling = effective_generation(cfg).sampling(seed=cfg.evaluation.seed)
+    return GenRequest.of(build_messages(sample, cfg.evaluation.answer_type), frames, sampling)
 
 
 
@@ -336,40 +330,17 @@ def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
 
 
 
-class _progress:
-    """A rich progress bar with ETA and samples/s; a no-op when disabled (tests, non-TTY pipes still get it)."""
+@contextlib.contextmanager
+def _progress(name: str, total: int, *, enabled: bool):
+    """The shared progress bar with samples/s; a no-op when disabled."""
+    from reasonkit.progress import progress_bar
 
-    def __init__(self, name: str, total: int, *, enabled: bool):
-        self.name, self.total, self.enabled = name, total, enabled
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda n: None
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TextColumn("{task.fields[rate]}"),
-                                 TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), transient=False)
-        self.progress.__enter__()
-        self.task = self.progress.add_task(self.name, total=self.total, rate="")
-        self.start = time.perf_counter()
-        self.done = 0
+    with progress_bar(enabled=enabled) as bar:
+        task, start, done = bar.task(name, total), time.perf_counter(), 0
 
         def advance(n: int) -> None:
-            self.done += n
-            rate = self.done / max(time.perf_counter() - self.start, 1e-9)
-            self.progress.update(self.task, advance=n, rate=f"{rate:.2f} samples/s")
+            nonlocal done
+            done += n
+            task(n, info=f"{done / max(time.perf_counter() - start, 1e-9):.2f} samples/s")
 
-        return advance
-
-    def __exit__(self, *exc):
-        if self.enabled:
-            self.progress.__exit__(*exc)
-        return False
+        yield advance

@@ -15,7 +15,8 @@ class MediaError(DataError):
     """A clip is missing or cannot be decoded."""
 
 
-def _probe(path: Path):
+def open_video(path: Path):
+    """An open PyAV container with a video stream, or a one-line MediaError naming the file."""
     import av
 
     try:
@@ -39,7 +40,7 @@ def load_frames(path: Path | str, spec: FrameSpec) -> Frames:
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"{path}: video file not found")
-    container = _probe(path)
+    container = open_video(path)
     try:
         stream = container.streams.video[0]
         ctx = stream.codec_context
@@ -61,7 +62,7 @@ def load_frames(path: Path | str, spec: FrameSpec) -> Frames:
         # The container's frame count was missing or wrong: sample again over the frames that really exist.
         if decoded <= 0:
             raise MediaError(f"{path}: no decodable frames")
-        container = _probe(path)
+        container = open_video(path)
         try:
             frames, times, indices, decoded = _decode(container, container.streams.video[0], decoded, spec)
             total = decoded

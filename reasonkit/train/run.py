@@ -97,19 +97,14 @@ class RunContext:
     @contextlib.contextmanager
     def progress(self, total: int, initial: int = 0):
         """A rich progress bar (step, loss, lr, tokens/s, ETA) on the main rank; yields ``advance(metrics)``."""
-        if not self.dist.is_main or not sys.stderr.isatty():
-            yield lambda metrics: None
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from reasonkit.progress import progress_bar
 
-        with Progress(TextColumn(f"[bold]{self.command}"), BarColumn(), MofNCompleteColumn(),
-                      TextColumn("{task.fields[info]}"), TextColumn("ETA"), TimeRemainingColumn()) as bar:
-            task = bar.add_task(self.command, total=total, completed=initial, info="")
+        with progress_bar(enabled=self.dist.is_main and sys.stderr.isatty()) as bar:
+            task = bar.task(self.command, total, completed=initial)
 
             def advance(metrics: dict[str, Any]) -> None:
-                info = " ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in (
-                    "loss", "lr", "tokens_per_s", "reward_mean"))
-                bar.update(task, advance=1, info=info)
+                task(1, info=" ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in (
+                    "loss", "lr", "tokens_per_s", "reward_mean")))
 
             yield advance
 
