@@ -57,7 +57,9 @@ def uniform_noise(seeds: torch.Tensor, step: torch.Tensor, vocab: int) -> torch.
     tokens = torch.arange(vocab, device=seeds.device, dtype=torch.long)
     x = _mix32((key[:, None] + _mul32(tokens, 0x85EBCA6B)[None, :]) & MASK32)
     x = _mix32(x ^ key[:, None])
-    return ((x >> 8).to(torch.float32) + 0.5) * (1.0 / (1 << 24))  # 24 bits: exact in float32, never 0 or 1
+    # 23 bits: k + 0.5 is exact in float32 and the largest value, 1 - 2^-24, still below 1 (with 24 bits it rounds
+    # to 1.0, whose Gumbel noise is +inf: -inf + inf = NaN on a filtered token, and argmax picks NaN)
+    return ((x >> 9).to(torch.float32) + 0.5) * (1.0 / (1 << 23))
 
 
 def row_seed(seed: int, completion: int) -> int:

@@ -1,0 +1,254 @@
+"""reasonkit's generation engine (reasonkit/generation) against transformers `generate` on the tiny Qwen2.5-VL
+and Qwen3-VL in fp32 on the CPU: greedy tokens identical, sampled tokens distributed as the model's softmax, seeds
+reproducible whatever the batch, penalties with generate's semantics, one vision-tower pass per clip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from helpers import write_clip
+
+from reasonkit.types import FrameSpec
+
+QUESTIONS = ["What moves?", "Describe what happens in the video, step by step, in detail.", "Count.",
+             "Which way does the bright bar go, left or right?"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the shared 2-core machine (see test_grpo.py)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module", params=["qwen2.5-vl", "qwen3-vl"])
+def family(request, tiny_model_dir, tiny_qwen3_dir, tmp_path_factory):
+    """(model, processor, frames of 3 distinct clips) per family."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from reasonkit.media import load_frames
+
+    folder, factor = (tiny_model_dir, 28) if request.param == "qwen2.5-vl" else (tiny_qwen3_dir, 32)
+    processor = AutoProcessor.from_pretrained(folder)
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(folder, dtype=torch.float32).eval()
+    spec = FrameSpec(fps=4, min_frames=4, max_frames=8, min_pixels=28 * 28, max_pixels=16 * 28 * 28,
+                     size_factor=factor)
+    root = tmp_path_factory.mktemp("engine-clips")
+    frames = [load_frames(write_clip(root / f"c{i}.mp4", frames=8 + 4 * i, size=(64, 96), seed=i), spec)
+              for i in range(3)]
+    return model, processor, frames
+
+
+def messages(question: str, video: bool = True) -> list[dict]:
+    content = ([{"type": "video"}] if video else []) + [{"type": "text", "text": question}]
+    return [{"role": "user", "content": content}]
+
+
+def make_engine(model, processor, **kwargs):
+    from reasonkit.generation import Engine
+
+    return Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=model.generation_config.eos_token_id,
+                  **kwargs)
+
+
+def hf_generate(model, processor, msgs, frames, **kwargs) -> list[list[int]]:
+    from reasonkit.encoding import model_inputs
+
+    inputs = model_inputs(processor, msgs, frames, padding=True)
+    with torch.inference_mode():
+        out = model.generate(**inputs, **kwargs)
+    return out[:, inputs["input_ids"].shape[1]:].tolist()
+
+
+def trim(ids: list[int], eos: set[int]) -> list[int]:
+    """generate pads finished rows: cut after the first stop token (kept, as the engine keeps it)."""
+    stop = next((i for i, t in enumerate(ids) if t in eos), None)
+    return ids if stop is None else ids[: stop + 1]
+
+
+def test_greedy_tokens_equal_generate_for_mixed_length_video_batches(family):
+    from reasonkit.generation import RowSettings, encode
+
+    model, processor, frames = family
+    clips = [frames[i % 3] for i in range(4)]
+    msgs = [messages(q) for q in QUESTIONS]
+    eos = set(model.generation_config.eos_token_id)
+    greedy = dict(do_sample=False, temperature=None, top_p=None, top_k=None, max_new_tokens=20)
+    reference = [trim(r, eos) for r in hf_generate(model, processor, msgs, clips, **greedy)]
+    prompts = [encode(processor, m, f) for m, f in zip(msgs, clips)]
+    assert len({p.length for p in prompts}) >= 3  # really padded
+    engine = make_engine(model, processor)
+    outputs = engine.generate([(p, RowSettings(max_tokens=20)) for p in prompts])
+    assert [o.token_ids for o in outputs] == reference
+    # text-only prompts go through the same loop (1D rope ids on all 3 mrope rows)
+    text = [messages(q, video=False) for q in QUESTIONS[:3]]
+    reference = [trim(r, eos) for r in hf_generate(model, processor, text, [None] * 3, **greedy)]
+    outputs = engine.generate([(encode(processor, m), RowSettings(max_tokens=20)) for m in text])
+    assert [o.token_ids for o in outputs] == reference
+
+
+def test_penalties_follow_generate(family):
+    """repetition_penalty (transformers': over prompt and generated tokens) and presence/frequency (the hf
+    backend's PenaltyProcessor: generated tokens only), greedy, each request against generate run alone."""
+    from transformers import LogitsProcessorList
+
+    from reasonkit.backends.hf import PenaltyProcessor
+    from reasonkit.encoding import model_inputs
+    from reasonkit.generation import RowSettings, encode
+
+    model, processor, frames = family
+    eos = set(model.generation_config.eos_token_id)
+    settings = [dict(repetition_penalty=1.8), dict(presence_penalty=1.5, frequency_penalty=0.7),
+                dict(repetition_penalty=1.3, presence_penalty=0.5, frequency_penalty=2.0)]
+    engine = make_engine(model, processor)
+    rows, expected = [], []
+    for i, s in enumerate(settings):
+        msgs, clip = messages(QUESTIONS[i]), frames[i]
+        prompt_len = model_inputs(processor, [msgs], [clip])["input_ids"].shape[1]
+        kwargs = dict(do_sample=False, temperature=None, top_p=None, top_k=None, max_new_tokens=24,
+                      repetition_penalty=s.get("repetition_penalty", 1.0))
+        if "presence_penalty" in s:
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [PenaltyProcessor(prompt_len, s["presence_penalty"], s["frequency_penalty"])])
+        expected.append(trim(hf_generate(model, processor, [msgs], [clip], **kwargs)[0], eos))
+        rows.append((encode(processor, msgs, clip), RowSettings(max_tokens=24, **s)))
+    plain = engine.generate([(p, RowSettings(max_tokens=24)) for p, _ in rows])
+    penalised = engine.generate(rows)
+    assert [o.token_ids for o in penalised] == expected
+    assert all(a.token_ids != b.token_ids for a, b in zip(plain, penalised))  # the penalties did something
+
+
+def test_seeded_completions_do_not_depend_on_batch_neighbours(family):
+    from reasonkit.generation import RowSettings, encode
+
+    model, processor, frames = family
+    engine = make_engine(model, processor)
+    target = encode(processor, messages(QUESTIONS[1]), frames[0])
+    sampled = dict(max_tokens=16, temperature=1.0, top_p=0.9, top_k=40)
+    alone = engine.generate([(target, RowSettings(seed=7, **sampled))])[0].token_ids
+    others = [encode(processor, messages(q), f) for q, f in zip(QUESTIONS, frames * 2)]
+    crowd = [(p, RowSettings(seed=100 + i, **sampled)) for i, p in enumerate(others)]
+    crowd.insert(2, (target, RowSettings(seed=7, **sampled)))  # other lengths, other seeds, a 5-row batch
+    assert engine.generate(crowd)[2].token_ids == alone
+    greedy_neighbours = [(p, RowSettings(max_tokens=16)) for p in others[:2]] + [(target, RowSettings(seed=7,
+                                                                                                      **sampled))]
+    assert engine.generate(greedy_neighbours)[2].token_ids == alone  # a mixed greedy/sampled batch
+    again = engine.generate([(target, RowSettings(seed=8, **sampled)), (target, RowSettings(seed=7, **sampled))])
+    assert again[1].token_ids == alone and again[0].token_ids != alone
+
+
+def chi_square_p(observed: dict[int, int], probs: torch.Tensor, n: int) -> float:
+    """Pearson's goodness-of-fit p-value of token counts against ``probs``; cells expected < 5 pooled."""
+    expected = probs * n
+    big = (expected >= 5).nonzero()[:, 0].tolist()
+    obs = [observed.get(t, 0) for t in big] + [n - sum(observed.get(t, 0) for t in big)]
+    exp = [float(expected[t]) for t in big] + [n - float(expected[big].sum())]
+    if exp[-1] < 5:  # nothing (or too little) left to pool: merge the rest into the last big cell
+        obs[-2] += obs.pop()
+        exp[-2] += exp.pop()
+    stat = sum((o - e) ** 2 / e for o, e in zip(obs, exp))
+    dof = len(obs) - 1
+    return float(torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64),
+                                         torch.tensor(stat / 2, dtype=torch.float64)))
+
+
+def warped_probs(model, processor, msgs, clip, prefix: list[int], temperature: float, top_k: int,
+                 top_p: float) -> torch.Tensor:
+    """The next-token distribution generate samples from, by transformers' own warpers."""
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from reasonkit.encoding import model_inputs
+
+    inputs = model_inputs(processor, [msgs], [clip])
+    if prefix:
+        extra = torch.tensor([prefix])
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], extra], 1)
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(extra)], 1)
+    with torch.inference_mode():
+        scores = model(**inputs).logits[:, -1].float()
+    for warp in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
+        scores = warp(inputs["input_ids"], scores)
+    return scores.softmax(-1)[0]
+
+
+def test_sampled_tokens_follow_the_models_distribution(family):
+    """2,400 seeds of one video prompt: the first sampled token's counts fit the warped softmax (temperature,
+    top-k, top-p by transformers' own warpers), and so do the second token's given the most frequent first one.
+    The same statistic rejects the distribution at another temperature, so the test can fail."""
+    from reasonkit.generation import RowSettings, encode
+
+    model, processor, frames = family
+    msgs, clip = messages(QUESTIONS[0]), frames[0]
+    temperature, top_k, top_p, n = 0.6, 30, 0.9, 2400
+    prompt = encode(processor, msgs, clip)
+    engine = make_engine(model, processor, max_batch=64)
+    outputs = engine.generate([(prompt, RowSettings(max_tokens=2, temperature=temperature, top_k=top_k,
+                                                    top_p=top_p, seed=s)) for s in range(n)])
+    first: dict[int, int] = {}
+    for o in outputs:
+        first[o.token_ids[0]] = first.get(o.token_ids[0], 0) + 1
+    probs = warped_probs(model, processor, msgs, clip, [], temperature, top_k, top_p)
+    assert set(first) <= set(probs.nonzero()[:, 0].tolist())  # nothing outside top-k / top-p
+    assert chi_square_p(first, probs, n) > 1e-3
+    hotter = warped_probs(model, processor, msgs, clip, [], 1.5, top_k, top_p)
+    assert chi_square_p(first, hotter, n) < 1e-6
+
+    top = max(first, key=first.get)
+    second: dict[int, int] = {}
+    for o in outputs:
+        if o.token_ids[0] == top and len(o.token_ids) > 1:
+            second[o.token_ids[1]] = second.get(o.token_ids[1], 0) + 1
+    m = sum(second.values())
+    assert m >= 200
+    conditional = warped_probs(model, processor, msgs, clip, [top], temperature, top_k, top_p)
+    assert chi_square_p(second, conditional, m) > 1e-3
+
+
+def test_one_vision_tower_pass_per_clip(family):
+    """Questions on the same clip, several seeds, a retry and n completions: one tower pass per distinct clip."""
+    from reasonkit.generation import RowSettings, encode
+
+    model, processor, frames = family
+    calls = []
+    hook = model.model.visual.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        engine = make_engine(model, processor)
+        rows = [(encode(processor, messages(q), frames[0]), RowSettings(max_tokens=4, temperature=1.0, seed=s))
+                for q in QUESTIONS for s in range(2)]
+        group = encode(processor, messages(QUESTIONS[0]), frames[1])
+        rows += [(group, RowSettings(max_tokens=4, temperature=1.0, seed=s)) for s in range(4)]  # a GRPO group
+        engine.generate(rows)
+        engine.generate(rows[:3])  # a retry
+        assert len(calls) == engine.vision.tower_calls == 1  # both clips in one batched tower call
+        engine.generate([(encode(processor, messages("Again?"), frames[2]), RowSettings(max_tokens=4))])
+        assert len(calls) == 2 and len(engine.vision.entries) == 3
+        engine.vision.clear()  # new weights (a GRPO step training the tower): computed again
+        engine.generate(rows[:1])
+        assert len(calls) == 3
+    finally:
+        hook.remove()
+
+
+def test_top_k_top_p_match_transformers_warpers():
+    """Per-row top-k / top-p on random scores equal transformers' warpers row by row (which tokens survive)."""
+    from types import SimpleNamespace
+
+    from transformers import TopKLogitsWarper, TopPLogitsWarper
+
+    from reasonkit.generation.sampling import Flags, warped_scores
+
+    gen = torch.Generator().manual_seed(0)
+    scores = torch.randn(6, 500, generator=gen) * 3
+    scores[0, :10] = 5.0  # ties at the k-th value are kept
+    ks, ps = [5, 0, 50, 1, 499, 20], [0.9, 0.5, 1.0, 0.99, 0.3, 1.0]
+    st = SimpleNamespace(temperature=torch.ones(6), top_k=torch.tensor(ks), top_p=torch.tensor(ps))
+    ours = warped_scores(scores, st, Flags(sample=True, top_k=max(ks), top_p=True))
+    for row, (k, p) in enumerate(zip(ks, ps)):
+        expected = scores[row: row + 1]
+        if k > 0:
+            expected = TopKLogitsWarper(k)(None, expected)
+        expected = TopPLogitsWarper(p)(None, expected)
+        assert torch.equal(torch.isinf(ours[row]), torch.isinf(expected[0])), row
