@@ -110,3 +110,15 @@ def metrics(out: Path) -> list[dict]:
 def median(values):
     values = sorted(values)
     return values[len(values) // 2] if values else None
+
+
+def run_trainer(kind: str, recipe: Path, result_path: Path, levers, overrides, label: str) -> dict:
+    """One `reasonkit train <kind>` in its own process (run_reasonkit.py) with bench levers and overrides; its
+    result JSON, or an error record when it wrote none."""
+    cmd = [sys.executable, str(HERE / "run_reasonkit.py"), kind, str(recipe), str(result_path)]
+    for lever in levers:
+        cmd += ["--lever", lever]
+    for item in overrides:
+        cmd += ["--set", item]
+    run(cmd, label)
+    return json.loads(result_path.read_text()) if result_path.exists() else {"error": "no result"}

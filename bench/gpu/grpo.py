@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, build_model, log, median, metrics, plain_baseline, rl_data, run  # noqa: E402
+from common import HERE, build_model, log, median, metrics, plain_baseline, rl_data, run, run_trainer  # noqa: E402
 
 RECIPE = HERE.parents[1] / "recipes" / "synthphys-grpo.toml"
 CONFIGS = {  # name -> (levers, extra overrides)
@@ -41,13 +41,7 @@ def reasonkit_run(name: str, *, model: Path, data: Path, out: Path, steps: int, 
         "logging.logger=[\"jsonl\"]", "frames.fps=8", f"frames.min_frames={frames}", f"frames.max_frames={frames}",
         f"frames.min_pixels={pixels}", f"frames.max_pixels={pixels}", *extra]
     result_path = out / f"rk-grpo-{name}.json"
-    cmd = [sys.executable, str(HERE / "run_reasonkit.py"), "grpo", str(RECIPE), str(result_path)]
-    for lever in levers:
-        cmd += ["--lever", lever]
-    for item in overrides:
-        cmd += ["--set", item]
-    run(cmd, f"reasonkit grpo {name}")
-    result = json.loads(result_path.read_text()) if result_path.exists() else {"error": "no result"}
+    result = run_trainer("grpo", RECIPE, result_path, levers, overrides, f"reasonkit grpo {name}")
     logged = metrics(run_dir)
     measured = logged[1:] or logged  # the first step pays the allocator's growth and kernel selection
     for key in ("time/step", "time/rollout", "time/train", "time/prompts", "completion_length_mean"):

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import HERE, build_model, log, median, metrics, plain_baseline, run, sft_data  # noqa: E402
+from common import HERE, build_model, log, median, metrics, plain_baseline, run, run_trainer, sft_data  # noqa: E402
 
 RECIPES = HERE.parents[1] / "recipes"
 FREEZE = 'policy.freeze_pattern=["^model\\\\.visual\\\\."]'
@@ -52,13 +52,7 @@ def reasonkit_run(name: str, mb: int, *, model: Path, data: Path, out: Path, ste
         f"policy.model_max_length={256 if tiny else 4096}", "frames.fps=8", f"frames.min_frames={frames}",
         f"frames.max_frames={frames}", f"frames.min_pixels={pixels}", f"frames.max_pixels={pixels}", *extra]
     result_path = out / f"rk-{name}-mb{mb}.json"
-    cmd = [sys.executable, str(HERE / "run_reasonkit.py"), "sft", str(recipe), str(result_path)]
-    for lever in levers:
-        cmd += ["--lever", lever]
-    for item in overrides:
-        cmd += ["--set", item]
-    run(cmd, f"reasonkit sft {name}@{mb}")
-    result = json.loads(result_path.read_text()) if result_path.exists() else {"error": "no result"}
+    result = run_trainer("sft", recipe, result_path, levers, overrides, f"reasonkit sft {name}@{mb}")
     steps_logged = metrics(run_dir)
     measured = steps_logged[2:] if len(steps_logged) > 2 else steps_logged[1:]
     result["tokens_per_s"] = median([m["tokens_per_s"] for m in measured])
