@@ -10,14 +10,14 @@ import dataclasses
 import difflib
 import sys
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from reasonkit.errors import ConfigError
 from reasonkit.textfile import read_text
-from reasonkit.types import FrameSpec
+from reasonkit.types import FrameSpec, Sampling
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -86,13 +86,32 @@ class EvaluationSection(Strict):
     resume: bool = True
 
 
-class GenerationSection(Strict):
+# What each sampling key accepts, declared once; every section that has the key gives it its own default.
+MaxTokens = Annotated[int, Field(ge=1)]
+Temperature = Annotated[float, Field(ge=0)]
+TopP = Annotated[float, Field(gt=0, le=1)]
+RepetitionPenalty = Annotated[float, Field(gt=0)]
+
+
+class SamplingSection(Strict):
+    """Base of the sections that sample completions (eval's ``generation:``, a recipe's ``[rollout]``): their keys
+    are named as in :class:`reasonkit.types.Sampling`, each section with its own defaults and only the keys it has
+    (key names follow upstream's configs, so the sections differ)."""
+
+    def sampling(self, **settings: Any) -> Sampling:
+        """This section's sampling keys as a :class:`Sampling`, with ``settings`` (what lives elsewhere: the
+        seed, GRPO's temperature, ...) over them."""
+        names = {f.name for f in dataclasses.fields(Sampling)}
+        return Sampling(**{**{k: getattr(self, k) for k in type(self).model_fields if k in names}, **settings})
+
+
+class GenerationSection(SamplingSection):
     max_retries: int = Field(10, ge=0)
-    max_tokens: int = Field(1024, ge=1)
-    temperature: float = Field(0.6, ge=0)
-    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: MaxTokens = 1024
+    temperature: Temperature = 0.6
+    top_p: TopP = 0.95
     top_k: int = -1
-    repetition_penalty: float = Field(1.0, gt=0)
+    repetition_penalty: RepetitionPenalty = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
 
@@ -153,18 +172,21 @@ def load_config(model: type[M], path: Path | None, overrides: list[str] = (), ba
     return config
 
 
-def validate(model: type[M], data: dict[str, Any], source: str, set_keys: list[str] = ()) -> M:
+def validate(model: type[M], data: dict[str, Any], source: str, set_keys: list[str] = (), prefix: str = "") -> M:
+    """``data`` as a ``model``, or a one-line ConfigError. ``prefix``: where ``data`` sits in the file (a plugin's
+    own options table, e.g. ``rollout.options``), so the error names the key as the user wrote it."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_error(model, exc, source, set_keys)) from None
+        raise ConfigError(describe_error(model, exc, source, set_keys, prefix)) from None
 
 
-def describe_error(model: type[BaseModel], exc: ValidationError, source: str, set_keys: list[str] = ()) -> str:
+def describe_error(model: type[BaseModel], exc: ValidationError, source: str, set_keys: list[str] = (),
+                   prefix: str = "") -> str:
     """One line for the first error, blaming the ``--set`` flag when the bad value came from one, else the file."""
     err = exc.errors()[0]
     loc = [str(part) for part in err["loc"]]
-    key = ".".join(loc)
+    key = ".".join([prefix, *loc] if prefix else loc)
     blamed = [k for k in set_keys if key == k or key.startswith(k + ".")]
     if blamed:
         source = f"--set {blamed[-1]}"

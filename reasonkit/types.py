@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,21 +77,37 @@ class Frames:
                 "frames_indices": indices, "width": int(self.array.shape[2]), "height": int(self.array.shape[1])}
 
 
-@dataclass
-class GenRequest:
-    """One prompt for a backend: chat messages plus decoded frames (None for text-only)."""
+@dataclass(kw_only=True)
+class Sampling:
+    """How completions are sampled: the one sampling vocabulary, whatever asks for completions. Eval's
+    ``generation:`` block and GRPO's ``[rollout]`` (with ``train_policy.temperature``) each become one of these;
+    the defaults here are greedy, and each config section declares its own."""
 
-    messages: list[dict[str, Any]]
-    frames: Frames | None = None
     max_tokens: int = 1024
-    temperature: float = 0.0
+    temperature: float = 0.0  # 0: greedy (top_p and top_k then do not apply)
     top_p: float = 1.0
-    top_k: int = -1
+    top_k: int = -1  # -1: no top-k cut
     repetition_penalty: float = 1.0
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     seed: int | None = None
+
+
+@dataclass
+class GenRequest(Sampling):
+    """One prompt for a backend: chat messages plus decoded frames (None for text-only), sampled ``n`` times with
+    its :class:`Sampling` settings (keyword-only)."""
+
+    messages: list[dict[str, Any]]
+    frames: Frames | None = None
     n: int = 1
+
+    @classmethod
+    def of(cls, messages: list[dict[str, Any]], frames: Frames | None, sampling: Sampling, *,
+           n: int = 1) -> GenRequest:
+        """The request for a prompt under a config's sampling settings: how eval and GRPO both make theirs."""
+        settings = {f.name: getattr(sampling, f.name) for f in fields(Sampling)}
+        return cls(messages=messages, frames=frames, n=n, **settings)
 
 
 @dataclass

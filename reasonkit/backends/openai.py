@@ -88,7 +88,7 @@ class OpenAIBackend:
         from reasonkit.evaluate.records import effective_generation
 
         m = cfg.model
-        check_generation(effective_generation(cfg), m.api_dialect, m.frames_as)
+        check_generation(effective_generation(cfg).model_dump(), m.api_dialect, m.frames_as)
         prices = {"price_input_per_mtok", "price_output_per_mtok"}  # the runner's (usage and cost), not the client's
         return cls(m.model_name, **m.model_dump(include={*IDENTITY_KEYS, *OPERATIONAL_KEYS} - prices))
 

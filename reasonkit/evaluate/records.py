@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from reasonkit import __version__
-from reasonkit.config import EvalConfig
+from reasonkit.config import EvalConfig, GenerationSection
 from reasonkit.errors import FinishedWithErrors
 from reasonkit.evaluate.store import ResultStore
 from reasonkit.types import FrameSpec, GenRequest, Sample
@@ -70,12 +70,12 @@ def add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
     return {key: a.get(key, 0) + b.get(key, 0) for key in ("prompt_tokens", "completion_tokens", "requests")}
 
 
-def effective_generation(cfg: EvalConfig) -> dict[str, Any]:
+def effective_generation(cfg: EvalConfig) -> GenerationSection:
     """The generation settings actually used: ``letter`` answers are greedy and at most 10 tokens (upstream),
-    whatever the preset's temperature and max_tokens say; the manifest records these."""
-    gen = cfg.generation.model_dump()
+    whatever the preset's temperature and max_tokens say; the requests carry these and the manifest records them."""
+    gen = cfg.generation
     if cfg.evaluation.answer_type == "letter":
-        gen.update(temperature=0.0, max_tokens=min(gen["max_tokens"], LETTER_MODE_MAX_TOKENS))
+        gen = gen.model_copy(update={"temperature": 0.0, "max_tokens": min(gen.max_tokens, LETTER_MODE_MAX_TOKENS)})
     return gen
 
 
@@ -107,7 +107,7 @@ def eval_manifest(cfg: EvalConfig, dataset: str, spec: FrameSpec, fingerprint: s
     # What determines the outputs; batch size, limit and resume do not belong here.
     model_keys = cfg.model.model_dump(exclude={"device", "backend", *manifest_excludes(cfg.model.backend)})
     identity = {"model": model_keys, "frames": spec.to_dict(),
-                "generation": effective_generation(cfg), "answer_type": cfg.evaluation.answer_type,
+                "generation": effective_generation(cfg).model_dump(), "answer_type": cfg.evaluation.answer_type,
                 "seed": cfg.evaluation.seed, "scorers": cfg.evaluation.scorers}
     return {
         "benchmark": dataset, "model": cfg.model.model_name, "model_fingerprint": fingerprint,
