@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasonkit.backends.loading import check_model_dir, wrap_load_error
+from reasonkit.backends.loading import load_pretrained, resolve_dtype
 from reasonkit.types import GenRequest, GenResult
 
 
@@ -24,27 +24,16 @@ def pick_device(device: str = "auto") -> str:
 def pick_dtype(dtype: str, device: str):
     import torch
 
-    if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    return getattr(torch, dtype)
+    return getattr(torch, resolve_dtype(dtype, device))
 
 
 def load_model_and_processor(model: str, *, revision: str | None = None, dtype: str = "auto",
                              device: str = "auto", attn_implementation: str | None = None):
-    """The public loading path for hub ids and local folders alike (Auto classes + from_pretrained)."""
-    check_model_dir(model)
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
+    """The model on ``device`` in eval mode, and its processor (hub ids and local folders alike)."""
     device = pick_device(device)
-    kwargs: dict[str, Any] = {"dtype": pick_dtype(dtype, device), "revision": revision}
-    if attn_implementation:
-        kwargs["attn_implementation"] = attn_implementation
-    try:
-        processor = AutoProcessor.from_pretrained(model, revision=revision)
-        net = AutoModelForImageTextToText.from_pretrained(model, **kwargs).to(device).eval()
-    except (OSError, ValueError) as exc:
-        raise wrap_load_error(model, exc) from None
-    return net, processor
+    net, processor = load_pretrained(model, dtype=pick_dtype(dtype, device), revision=revision,
+                                     attn_implementation=attn_implementation)
+    return net.to(device).eval(), processor
 
 
 class PenaltyProcessor:

@@ -102,6 +102,33 @@ def wrap_load_error(model: str, exc: Exception) -> ReasonkitError:
     return ReasonkitError(f"cannot load model {model!r}: {text[:300]}")
 
 
+def resolve_dtype(dtype: str, device: str) -> str:
+    """The dtype name weights load in: ``auto`` is bf16 on CUDA and fp32 on CPU (where bf16 matmuls are slow and
+    inexact); any other name stays."""
+    if dtype == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    return dtype
+
+
+def load_pretrained(model: str, *, dtype, revision: str | None = None, attn_implementation: str | None = None,
+                    with_processor: bool = True):
+    """``(model, processor)`` through the public loading path (Auto classes + from_pretrained), shared by the
+    backends, the trainers' policy and GRPO's reference: the reference is checked first and a loading error is one
+    line naming it. ``processor`` is None without ``with_processor``; the model stays where from_pretrained put it."""
+    check_model_dir(model)
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    kwargs = {"dtype": dtype, "revision": revision}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        processor = AutoProcessor.from_pretrained(model, revision=revision) if with_processor else None
+        net = AutoModelForImageTextToText.from_pretrained(model, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise wrap_load_error(model, exc) from None
+    return net, processor
+
+
 # model.* keys the eval runner uses itself, whatever the backend
 RUNNER_KEYS = frozenset({"model_name", "backend", "price_input_per_mtok", "price_output_per_mtok"})
 

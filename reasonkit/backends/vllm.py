@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from reasonkit.backends.loading import check_model_dir, wrap_load_error
+from reasonkit.backends.loading import check_model_dir, resolve_dtype, wrap_load_error
 from reasonkit.textfile import read_text
 from reasonkit.types import GenRequest, GenResult
 
@@ -40,8 +40,7 @@ class VLLMBackend:
         from vllm import LLM
 
         on_gpu = torch.cuda.is_available()
-        if dtype == "auto":
-            dtype = "bfloat16" if on_gpu else "float32"
+        dtype = resolve_dtype(dtype, "cuda" if on_gpu else "cpu")
         positions = _max_positions(model)
         max_model_len = min(max_length, positions) if positions else max_length
         # CPU: no chunked prefill. After a partial prefill vLLM rewinds the seeded request's torch.Generator, which

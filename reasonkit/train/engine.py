@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from reasonkit.backends.loading import check_model_dir, wrap_load_error
+from reasonkit.backends.loading import check_model_dir, load_pretrained
 from reasonkit.train.recipe import Recipe
 
 
@@ -93,16 +93,24 @@ def lr_lambda(warmup: int, total: int, decay: str):
     return factor
 
 
+def weights_dtype(ds_config: dict[str, Any]):
+    """The dtype the policy (and GRPO's reference) load in: the half precision DeepSpeed trains in, which it would
+    cast the module to anyway (its fp32 master copy is made from the module's params either way); else fp32, which
+    is what a CPU run trains in (``deepspeed_config``)."""
+    import torch
+
+    if ds_config["bf16"]["enabled"]:
+        return torch.bfloat16
+    return torch.float16 if ds_config["fp16"]["enabled"] else torch.float32
+
+
 def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
     """Model + processor through the public loading path, then freeze patterns, LoRA, gradient checkpointing."""
-    import torch
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
     from reasonkit.train import lean
 
     policy = recipe.policy
     name = policy.model_name_or_path
-    check_model_dir(name)
+    check_model_dir(name)  # before the DeepSpeed set-up below
     keep_alive = None
     if ds_config["zero_optimization"]["stage"] == 3:
         # Lets from_pretrained build the model already partitioned (zero.Init): a 7B never sits whole in one rank
@@ -113,14 +121,7 @@ def load_policy(recipe: Recipe, ds_config: dict[str, Any]):
         from transformers.integrations.deepspeed import unset_hf_deepspeed_config
 
         unset_hf_deepspeed_config()
-    # bf16 training: load in bf16, which DeepSpeed would cast to anyway (its fp32 master copy is made from the
-    # module's params either way); fp32 on CPU, where the module itself trains in fp32
-    dtype = torch.bfloat16 if ds_config["bf16"]["enabled"] else torch.float32
-    try:
-        processor = AutoProcessor.from_pretrained(name, revision=policy.model_revision)
-        model = AutoModelForImageTextToText.from_pretrained(name, revision=policy.model_revision, dtype=dtype)
-    except (OSError, ValueError) as exc:
-        raise wrap_load_error(name, exc) from None
+    model, processor = load_pretrained(name, dtype=weights_dtype(ds_config), revision=policy.model_revision)
     model._reasonkit_ds_config = keep_alive
     frozen = freeze(model, policy.freeze_pattern)
     if policy.lora is not None:

@@ -218,31 +218,28 @@ def grpo_deepspeed_config(recipe: Recipe, *, on_gpu: bool) -> dict[str, Any]:
 def load_reference(recipe: Recipe, ds_config: dict[str, Any], dist):
     """The frozen reference policy for the KL term (loaded only when kl_beta > 0), partitioned like the policy
     under ZeRO-3."""
-    import torch
-    from transformers import AutoModelForImageTextToText
-
+    from reasonkit.backends.loading import load_pretrained
     from reasonkit.train import lean
+    from reasonkit.train.engine import weights_dtype
 
-    name, revision = recipe.policy.model_name_or_path, recipe.policy.model_revision
-    stage = ds_config["zero_optimization"]["stage"]
-    dtype = torch.bfloat16 if ds_config["bf16"]["enabled"] else torch.float16 if ds_config["fp16"]["enabled"] \
-        else torch.float32
-    if stage == 3:
-        import deepspeed
+    keep_alive = None
+    if ds_config["zero_optimization"]["stage"] == 3:
         from transformers.integrations import HfDeepSpeedConfig
 
         config = {k: ds_config[k] for k in ("train_micro_batch_size_per_gpu", "bf16", "fp16")}
         config["zero_optimization"] = {"stage": 3}
-        keep_alive = HfDeepSpeedConfig(config)
-        model = AutoModelForImageTextToText.from_pretrained(name, revision=revision, dtype=dtype)
-        model.requires_grad_(False)
-        lean.install(model)
-        engine, *_ = deepspeed.initialize(model=model, config=config)
-        engine._reasonkit_ds_config = keep_alive
-        return engine.eval()
-    model = AutoModelForImageTextToText.from_pretrained(name, revision=revision, dtype=dtype)
+        keep_alive = HfDeepSpeedConfig(config)  # from_pretrained then builds the model partitioned (zero.Init)
+    model, _ = load_pretrained(recipe.policy.model_name_or_path, dtype=weights_dtype(ds_config),
+                               revision=recipe.policy.model_revision, with_processor=False)
+    model.requires_grad_(False)
     lean.install(model)
-    return model.requires_grad_(False).to(dist.device).eval()
+    if keep_alive is None:
+        return model.to(dist.device).eval()
+    import deepspeed
+
+    engine, *_ = deepspeed.initialize(model=model, config=config)
+    engine._reasonkit_ds_config = keep_alive
+    return engine.eval()
 
 
 # ------------------------------------------------------------------------------------------------- helpers
