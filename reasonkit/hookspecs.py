@@ -108,6 +108,22 @@ def reasonkit_register_trainers(register: Register) -> None:
 
 
 @hookspec
+def reasonkit_register_rollouts(register: Register) -> None:
+    """Register GRPO rollout engines: what samples each prompt's G completions (``[rollout] backend = NAME``).
+
+    Target: a callable ``(setup: reasonkit.train.grpo.rollout.RolloutSetup) -> Rollout``, usually a subclass of
+    :class:`reasonkit.train.grpo.rollout.Rollout` that implements ``generate(requests: list[GenRequest]) ->
+    list[GenResult]`` (token ids included; the base class builds the requests and cuts completions at the stop
+    token) and, when the engine holds its own copy of the weights, ``sync(engine, processor)`` (called after every
+    optimizer step) and ``close()``. The target's optional ``check(recipe)`` runs before any model loads and raises
+    :class:`reasonkit.errors.ConfigError` for a recipe the engine cannot run. ``meta`` may name ``options=`` a
+    pydantic model (e.g. a :class:`reasonkit.config.Strict` subclass): the keys the engine takes in the recipe's
+    ``[rollout.options]`` table, validated like every other key before training starts and handed over as
+    ``setup.options``; an engine without one takes no options.
+    """
+
+
+@hookspec
 def reasonkit_register_uploaders(register: Register) -> None:
     """Register checkpoint/export uploaders (HF hub, S3, ...).
 
@@ -126,5 +142,5 @@ def reasonkit_register_commands(register: Register) -> None:
 
 
 KINDS: tuple[str, ...] = (
-    "benchmarks", "datasets", "scorers", "rewards", "backends", "trainers", "uploaders", "commands",
+    "benchmarks", "datasets", "scorers", "rewards", "backends", "trainers", "rollouts", "uploaders", "commands",
 )

@@ -224,6 +224,14 @@ def get_trainer(name: str) -> Callable[..., Any]:
     return _callable("trainers", name)
 
 
+def get_rollout_factory(name: str) -> Callable[..., Any]:
+    """A GRPO rollout engine: called with a :class:`reasonkit.train.grpo.rollout.RolloutSetup`."""
+    factory = _callable("rollouts", name)
+    if isinstance(factory, type):  # a class: its instances must sample, sync and close
+        _check("rollouts", name, factory, methods=("sample", "sync", "close"), what="rollout class")
+    return factory
+
+
 def get_dataset(name: str) -> Callable[..., Any]:
     return _callable("datasets", name)
 

@@ -302,13 +302,14 @@ def test_vllm_follows_pushed_weights(vllm_engine, tiny_model_dir, synth_data_dir
     from reasonkit.backends.hf import HFBackend
     from reasonkit.synth.benchmark import FRAME_SPEC
     from reasonkit.train.data import decode
-    from reasonkit.train.grpo.data import gen_request, make_prompt
+    from reasonkit.train.grpo.data import make_prompt
     from reasonkit.train.grpo.sequences import build_batch, completion_logps
+    from reasonkit.types import GenRequest, Sampling
 
     processor = AutoProcessor.from_pretrained(tiny_model_dir)
     row = get_dataset("synthphys")(str(synth_data_dir), split="rl")[0]
     prompt = make_prompt(row, decode(row, FRAME_SPEC), processor, "reasoning")
-    request = gen_request(prompt, n=1, max_tokens=6, temperature=0.0, top_p=1.0, top_k=-1, seed=0)
+    request = GenRequest.of(prompt.messages, prompt.frames, Sampling(max_tokens=6, temperature=0.0, seed=0))
 
     def first_token_logprobs():
         from vllm import SamplingParams
@@ -338,7 +339,7 @@ def test_vllm_follows_pushed_weights(vllm_engine, tiny_model_dir, synth_data_dir
     assert vllm_engine.generate([request])[0].token_ids == hf.generate([request])[0].token_ids
 
     # what GRPO relies on: the trainer's recomputed log-probs of vLLM's sampled tokens are vLLM's own (on-policy)
-    sampled = gen_request(prompt, n=4, max_tokens=8, temperature=0.7, top_p=1.0, top_k=-1, seed=3)
+    sampled = GenRequest.of(prompt.messages, prompt.frames, Sampling(max_tokens=8, temperature=0.7, seed=3), n=4)
     outputs = vllm_engine.llm.generate([vllm_engine._prompt(sampled)],
                                        [vllm_engine.sampling_params(sampled, logprobs=0)], use_tqdm=False)[0].outputs
     batch = build_batch([(prompt.encoding, list(c.token_ids)) for c in outputs],

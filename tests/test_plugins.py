@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 import typer
+from pydantic import BaseModel, ConfigDict, Field
 
 from reasonkit import hookspecs
 from reasonkit.errors import PluginError
 from reasonkit.hookspecs import hookimpl
 from reasonkit.plugins import build_plugins
+from reasonkit.train.grpo.rollout import Rollout
 from reasonkit.types import FrameSpec, GenRequest, GenResult, Judgement, Sample
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,6 +210,65 @@ def test_reasonkit_register_trainers(fresh_plugins, tmp_path):
     assert len(seen) == 1 and isinstance(seen[0], Recipe)  # the validated recipe, not a dict
     recipe.write_text(recipe.read_text().replace('type = "sft"', 'type = "grpo"') + "[rollout]\nn_generation = 2\n")
     assert cli.main(["train", "mine", "--config", str(recipe)]) == 2 and len(seen) == 1
+
+
+class _CountOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prefix: str = "#"
+    repeat: int = Field(1, ge=1)
+
+
+class _CountRollout(Rollout):
+    """Texts are the options' prefix repeated; the first completion of a prompt stops (token 2), the others do not."""
+
+    def generate(self, requests):
+        opts = self.setup.options
+        return [GenResult(texts=[opts.prefix * opts.repeat] * r.n,
+                          token_ids=[[7, 2 if k == 0 else 8, 9, 9] for k in range(r.n)]) for r in requests]
+
+
+class _NoSample:
+    def __init__(self, setup):
+        pass
+
+
+def test_reasonkit_register_rollouts(fresh_plugins, tmp_path):
+    from types import SimpleNamespace
+
+    from reasonkit.errors import ConfigError
+    from reasonkit.train.grpo.rollout import make_rollout, rollout_engine
+    from reasonkit.train.recipe import load_recipe
+
+    plugins = _plugins_with(fresh_plugins, "rollouts", count=_CountRollout, plain=_CountRollout,
+                             nosample=_NoSample)
+    plugins.registry["rollouts"]["count"].meta["options"] = _CountOptions
+    path = tmp_path / "r.toml"
+    path.write_text('[train]\noutput_dir = "%s"\n[train.train_policy]\ntype = "grpo"\ndataset.name = "x"\n'
+                    '[rollout]\nbackend = "count"\nn_generation = 2\nmax_response_length = 3\n'
+                    '[rollout.options]\nprefix = "ab"\n' % (tmp_path / "out"))
+    recipe = load_recipe(path, ["rollout.options.repeat=2"])
+    engine = SimpleNamespace(module=SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=2)))
+    processor = SimpleNamespace(tokenizer=SimpleNamespace(eos_token_id=None))
+    rollout = make_rollout(recipe, engine=engine, processor=processor, dist=None, out_dir=tmp_path)
+    prompt = SimpleNamespace(messages=[{"role": "user", "content": "q"}], frames=None)
+    completions = rollout.sample([prompt], seed=0)
+    assert [(c.prompt, c.token_ids, c.text, c.truncated) for c in completions] == [
+        (0, [7, 2], "abab", False), (0, [7, 8, 9], "abab", True)]  # cut after the stop / at max_response_length
+
+    path.write_text(path.read_text().replace("prefix =", "prefx ="))
+    with pytest.raises(ConfigError, match=r"r.toml: unknown key 'rollout.options.prefx' — did you mean 'prefix'"):
+        rollout_engine(load_recipe(path))
+    with pytest.raises(ConfigError, match=r"--set rollout.options.repeat: key 'rollout.options.repeat': Input "
+                                          r"should be greater than or equal to 1 \(got 0\)"):
+        rollout_engine(load_recipe(path, ["rollout.options.repeat=0"]))
+    with pytest.raises(ConfigError, match=r"^rollout.options.prefx: rollout engine 'plain' takes no options$"):
+        rollout_engine(load_recipe(path, ["rollout.backend=plain"]))
+    with pytest.raises(PluginError, match=r"rollout 'nosample' from \(in-process\): its rollout class has no "
+                                          r"sample\(\), sync\(\), close\(\)"):
+        rollout_engine(load_recipe(path, ["rollout.backend=nosample", "rollout.options={}"]))
+    with pytest.raises(ConfigError, match=r"rollout.backend = 'vlm': GRPO rollouts support 'count', 'hf', "
+                                          r"'nosample', 'plain' and 'vllm' \(.*\) — did you mean 'vllm'\?"):
+        rollout_engine(load_recipe(path, ["rollout.backend=vlm", "rollout.options={}"]))
 
 
 class _Folder:

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from reasonkit.config import FramesSection, Strict, load_config, recipe_path
+from reasonkit.config import FramesSection, MaxTokens, SamplingSection, Strict, TopP, load_config, recipe_path
 from reasonkit.errors import ConfigError
 from reasonkit.prompts import SYSTEM_PROMPT
-from reasonkit.types import FrameSpec
+from reasonkit.types import FrameSpec, Sampling
 
 # Upstream Cosmos-Reason1 training sampled 1 fps at up to 81,920 pixels per frame.
 DEFAULT_TRAIN_FRAMES = FrameSpec(fps=1.0, min_frames=4, max_frames=64, min_pixels=28 * 28, max_pixels=81920)
@@ -139,15 +139,20 @@ class PolicySection(Strict):
         return self
 
 
-class RolloutSection(Strict):
-    backend: str = "hf"  # a registered backend plugin: hf | vllm
+class RolloutSection(SamplingSection):
+    """GRPO's sampling: these keys with ``max_tokens`` = ``max_response_length`` and ``train_policy.temperature``
+    (:meth:`Recipe.rollout_sampling`)."""
+
+    backend: str = "hf"  # a registered rollout engine: hf | vllm | a plugin's (reasonkit plugins)
     n_generation: int = Field(8, ge=1)
-    max_response_length: int = Field(1024, ge=1)
+    max_response_length: MaxTokens = 1024
     batch_size: int = Field(4, ge=1)  # prompts per hf generate call (vLLM schedules a whole step's prompts)
-    top_p: float = Field(1.0, gt=0, le=1)
+    top_p: TopP = 1.0
     top_k: int = -1
     gpu_memory_utilization: float = Field(0.5, gt=0, le=1)
     tp_size: int = Field(1, ge=1)
+    # reasonkit: a plugin engine's own keys, validated against the options model it registers
+    options: dict[str, Any] = {}
 
 
 class LoggingSection(Strict):
@@ -181,6 +186,13 @@ class Recipe(Strict):
     @property
     def source(self) -> tuple[Path, tuple[str, ...]] | None:
         return self._source
+
+    def rollout_sampling(self, seed: int) -> Sampling:
+        """How GRPO samples its completions: ``[rollout]``'s keys, ``max_response_length`` tokens at
+        ``train_policy.temperature`` (the temperature the trainer's log-probs are taken at too)."""
+        ro = self.rollout
+        return ro.sampling(max_tokens=ro.max_response_length, temperature=self.train.train_policy.temperature,
+                           seed=seed)
 
     def frame_spec(self) -> FrameSpec:
         """The dataset plugin's own ``frame_spec`` (else the training default) with the keys ``[frames]`` sets,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from reasonkit.types import Frames, GenRequest, Sample
+from reasonkit.types import Frames, Sample
 
 
 @dataclass
@@ -51,8 +51,3 @@ def make_prompt(row: dict[str, Any], frames: Frames | None, processor, answer_ty
     messages = build_messages(sample, answer_type, with_video=frames is not None)
     return Prompt(sample, frames, messages, encode_prompt(processor, messages, frames))
 
-
-def gen_request(prompt: Prompt, *, n: int, max_tokens: int, temperature: float, top_p: float, top_k: int,
-                seed: int) -> GenRequest:
-    return GenRequest(messages=prompt.messages, frames=prompt.frames, max_tokens=max_tokens, n=n,
-                      temperature=temperature, top_p=top_p, top_k=top_k, seed=seed)

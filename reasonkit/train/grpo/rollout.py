@@ -1,5 +1,6 @@
 """Rollout engines for GRPO: G sampled completions per prompt, and an engine whose weights follow the policy.
 
+Engines are plugins (``reasonkit_register_rollouts``; ``[rollout] backend = NAME``); the two built in:
 ``hf``: transformers ``generate`` (reasonkit.backends.hf) on the policy module itself — no second copy, nothing
 to sync. Under ZeRO-3 the full weights are gathered for the duration of generation.
 ``vllm``: an in-process vLLM engine (reasonkit.backends.vllm), colocated with the trainer. After every optimizer
@@ -13,11 +14,15 @@ completion that reached ``max_response_length`` without one is marked ``truncate
 from __future__ import annotations
 
 import contextlib
+import difflib
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from reasonkit.train.grpo.data import Prompt, gen_request
+from reasonkit.errors import ConfigError
+from reasonkit.train.grpo.data import Prompt
 from reasonkit.types import GenRequest, GenResult
 
 
@@ -29,6 +34,21 @@ class Completion:
     truncated: bool
 
 
+@dataclass
+class RolloutSetup:
+    """What a rollout engine is built from (the one argument of a registered rollout factory)."""
+
+    recipe: Any  # the validated reasonkit.train.recipe.Recipe
+    engine: Any  # the DeepSpeed engine training the policy (``engine.module`` is the model)
+    processor: Any
+    dist: Any  # reasonkit.train.distributed.Dist: rank, world size, device, collectives
+    work_dir: Path  # a folder in the run the engine may create, e.g. for weights it reloads; its close removes it
+    stop_ids: set[int]  # token ids that end a completion
+    backend: Any = None  # an already running engine to reuse instead of starting one (tests, benchmarks)
+    n_seqs: int = 64  # sequences one ``generate`` call of a step may hold: prompts × n_generation
+    options: Any = None  # the engine's validated ``[rollout.options]`` (its registered ``options`` model)
+
+
 def stop_token_ids(model, tokenizer) -> set[int]:
     configured = getattr(model.generation_config, "eos_token_id", None)
     ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
@@ -37,26 +57,33 @@ def stop_token_ids(model, tokenizer) -> set[int]:
 
 
 def to_completions(results: list[GenResult], stop_ids: set[int], max_tokens: int) -> list[Completion]:
+    from reasonkit.backends.hf import _trim
+
     completions = []
     for index, result in enumerate(results):
         for ids, text in zip(result.token_ids, result.texts):
-            stop = next((k for k, tok in enumerate(ids) if tok in stop_ids), None)
-            ids = list(ids[: stop + 1]) if stop is not None else list(ids[:max_tokens])
-            completions.append(Completion(index, ids, text, truncated=stop is None and len(ids) >= max_tokens))
+            ids = _trim(list(ids), stop_ids, None, keep_stop=True)
+            stopped = bool(ids) and ids[-1] in stop_ids
+            ids = ids if stopped else ids[:max_tokens]
+            completions.append(Completion(index, ids, text, truncated=not stopped and len(ids) >= max_tokens))
     return completions
 
 
 class Rollout:
-    name = "base"
+    """Base of rollout engines: ``sample`` builds the requests; an engine implements ``generate`` (results with
+    token ids) and, if it holds its own copy of the weights, ``sync`` and ``close``."""
 
-    def __init__(self, recipe, stop_ids: set[int]):
-        self.recipe, self.stop_ids = recipe, stop_ids
+    def __init__(self, setup: RolloutSetup):
+        self.setup, self.recipe, self.stop_ids = setup, setup.recipe, setup.stop_ids
+
+    @classmethod
+    def check(cls, recipe) -> None:
+        """Raise ConfigError for a recipe this engine cannot run; called before any model loads."""
 
     def sample(self, prompts: list[Prompt], *, seed: int) -> list[Completion]:
         """n_generation completions per prompt at the recipe's temperature; prompt i is seeded ``seed + i``."""
-        ro, policy = self.recipe.rollout, self.recipe.train.train_policy
-        requests = [gen_request(p, n=ro.n_generation, max_tokens=ro.max_response_length,
-                                temperature=policy.temperature, top_p=ro.top_p, top_k=ro.top_k, seed=seed + i)
+        ro = self.recipe.rollout
+        requests = [GenRequest.of(p.messages, p.frames, self.recipe.rollout_sampling(seed + i), n=ro.n_generation)
                     for i, p in enumerate(prompts)]
         return to_completions(self.generate(requests), self.stop_ids, ro.max_response_length) if requests else []
 
@@ -71,19 +98,26 @@ class Rollout:
 
 
 class HFRollout(Rollout):
-    name = "hf"
-
-    def __init__(self, recipe, engine, processor, stop_ids: set[int]):
+    def __init__(self, setup: RolloutSetup):
         from reasonkit.backends.hf import HFBackend
 
-        super().__init__(recipe, stop_ids)
-        self.engine = engine
-        self.backend = HFBackend.from_model(engine.module, processor)
+        super().__init__(setup)
+        self.engine = setup.engine
+        self.backend = HFBackend.from_model(setup.engine.module, setup.processor)
+
+    @classmethod
+    def check(cls, recipe) -> None:
+        if recipe.train.deepspeed.zero_stage == 3 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("rollout.backend = 'hf' with ZeRO-3 on several processes is not supported (ranks "
+                              "would generate different lengths inside collectives): use rollout.backend = 'vllm'")
 
     def generate(self, requests: list[GenRequest]) -> list[GenResult]:
+        from reasonkit.generation.backend import policy_updated
+
         module = self.engine.module
         was_training = module.training
         module.eval()
+        policy_updated(self.backend)  # the last step may have trained the vision tower: its cached features go
         size = self.recipe.rollout.batch_size
         try:
             with full_weights(self.engine):
@@ -101,11 +135,10 @@ class VLLMRollout(Rollout):
     block's ranks pool their prompts, make identical generate calls, and each keeps its own completions.
     (The several-process paths need GPUs and were not exercised on the CPU build.)"""
 
-    name = "vllm"
-
-    def __init__(self, recipe, dist, sync_dir: Path, stop_ids: set[int], backend=None, n_seqs: int = 64):
-        super().__init__(recipe, stop_ids)
-        self.dist, self.sync_dir, self.owned = dist, Path(sync_dir), backend is None
+    def __init__(self, setup: RolloutSetup):
+        super().__init__(setup)
+        recipe, dist, backend, n_seqs = setup.recipe, setup.dist, setup.backend, setup.n_seqs
+        self.dist, self.sync_dir, self.owned = dist, setup.work_dir, backend is None
         tp = recipe.rollout.tp_size
         self.tp_group = tp_groups(dist, tp) if tp > 1 and dist.world > 1 else None
         if backend is None:
@@ -151,8 +184,6 @@ def tp_groups(dist, tp: int):
     """This rank's process group among consecutive blocks of ``tp`` ranks (how vLLM lays out TP shards)."""
     import torch.distributed as td
 
-    from reasonkit.errors import ConfigError
-
     if dist.world % tp:
         raise ConfigError(f"rollout.tp_size ({tp}) must divide the number of training processes ({dist.world})")
     group, _ = td.new_subgroups_by_enumeration([list(range(g, g + tp)) for g in range(0, dist.world, tp)])
@@ -171,14 +202,37 @@ def full_weights(engine):
         yield
 
 
+def rollout_engine(recipe) -> tuple[Any, Any]:
+    """The registered rollout engine ``rollout.backend`` names and its validated ``[rollout.options]``, once the
+    engine's ``check`` accepted the recipe: everything that can be wrong fails here, before any model loads."""
+    from reasonkit.config import validate
+    from reasonkit.plugins import get_plugins, get_rollout_factory
+
+    ro = recipe.rollout
+    known = get_plugins().names("rollouts")
+    if ro.backend not in known:
+        quoted = [repr(n) for n in known] or ["(none)"]
+        listed = f"{', '.join(quoted[:-1])} and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
+        close = difflib.get_close_matches(ro.backend, known, n=1, cutoff=0.6)
+        hint = f" — did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"rollout.backend = {ro.backend!r}: GRPO rollouts support {listed} (the registered rollout "
+                          f"engines){hint}")
+    factory = get_rollout_factory(ro.backend)
+    model = get_plugins().registration("rollouts", ro.backend).meta.get("options")
+    path, overrides = recipe.source or ("recipe", ())
+    if model is None and ro.options:
+        raise ConfigError(f"rollout.options.{next(iter(ro.options))}: rollout engine '{ro.backend}' takes no "
+                          "options")
+    options = None if model is None else validate(
+        model, ro.options, str(path), [o.partition("=")[0].strip() for o in overrides], prefix="rollout.options")
+    check = getattr(factory, "check", None)
+    if check is not None:
+        check(recipe)
+    return factory, options
+
+
 def make_rollout(recipe, *, engine, processor, dist, out_dir: Path, backend=None, n_seqs: int = 64) -> Rollout:
     """The recipe's rollout engine; ``backend`` reuses an already running engine (tests, benchmarks)."""
-    from reasonkit.errors import ConfigError
-
-    stop_ids = stop_token_ids(engine.module, processor.tokenizer)
-    name = recipe.rollout.backend
-    if name == "hf":
-        return HFRollout(recipe, engine, processor, stop_ids)
-    if name == "vllm":
-        return VLLMRollout(recipe, dist, out_dir / ".rollout-weights", stop_ids, backend=backend, n_seqs=n_seqs)
-    raise ConfigError(f"rollout.backend = {name!r}: GRPO rollouts support 'hf' and 'vllm'")
+    factory, options = rollout_engine(recipe)
+    return factory(RolloutSetup(recipe, engine, processor, dist, out_dir / ".rollout-weights", stop_token_ids(
+        engine.module, processor.tokenizer), backend=backend, n_seqs=n_seqs, options=options))

@@ -15,14 +15,12 @@ full vocabulary truncate sampling but not this score (as in TRL).
 
 from __future__ import annotations
 
-import os
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasonkit.errors import ConfigError
 from reasonkit.train.recipe import Recipe
 
 
@@ -43,17 +41,13 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
     from reasonkit.train.grpo.algorithms import compute_advantages
     from reasonkit.train.grpo.data import make_prompt
     from reasonkit.train.grpo.rewards import RewardFunctions, equal_reward_groups
-    from reasonkit.train.grpo.rollout import make_rollout
+    from reasonkit.train.grpo.rollout import make_rollout, rollout_engine
     from reasonkit.train.loop import Run
 
     t, policy, ro = recipe.train, recipe.train.train_policy, recipe.rollout
     rewards_fn = RewardFunctions(policy.reward_function, answer_type=policy.answer_type,
                                  overlong_penalty=policy.overlong_penalty)
-    if ro.backend not in ("hf", "vllm"):
-        raise ConfigError(f"rollout.backend = {ro.backend!r}: GRPO rollouts support 'hf' and 'vllm'")
-    if ro.backend == "hf" and t.deepspeed.zero_stage == 3 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        raise ConfigError("rollout.backend = 'hf' with ZeRO-3 on several processes is not supported (ranks would "
-                          "generate different lengths inside collectives): use rollout.backend = 'vllm'")
+    rollout_engine(recipe)  # a wrong rollout.* fails here, before anything loads
     group = ro.n_generation
     prompts_per_step = t.train_batch_per_replica // group
     run = Run(recipe, command="grpo", rows_per_step=prompts_per_step, ds_config=grpo_deepspeed_config,
@@ -65,7 +59,7 @@ def train_grpo(recipe: Recipe, *, rollout_backend=None) -> Path | None:
                            backend=rollout_backend, n_seqs=prompts_per_step * group)
     if run.step > 0 or rollout_backend is not None:
         rollout.sync(engine, processor)  # the engine must sample from the policy's weights, not the folder's
-    run.start_logging(prompts_per_step=prompts_per_step, rollout=rollout.name)
+    run.start_logging(prompts_per_step=prompts_per_step, rollout=ro.backend)
     stats = RunStats()
     pad_id = processor.tokenizer.pad_token_id
     if pad_id is None:
