@@ -43,6 +43,9 @@ class ModelSection(Strict):
     tp_size: int = Field(1, ge=1)  # tensor parallel size (vllm)
     max_length: int = Field(32768, ge=256)  # max model context (vllm max_model_len)
     attn_implementation: str | None = None
+    # the hf backend's generation loop: reasonkit.generation, or transformers `generate`; recorded in the manifest,
+    # not part of the results' identity (greedy tokens are equal in fp32)
+    engine: Literal["reasonkit", "generate"] = "reasonkit"
     # --- the `openai` backend (any OpenAI-compatible Chat Completions server); see reasonkit/backends/openai.py
     base_url: str | None = None  # e.g. http://127.0.0.1:8000/v1; None: the openai client's default (api.openai.com)
     api_key_env: str = "OPENAI_API_KEY"  # the NAME of the variable holding the key; the key itself is never stored

@@ -252,3 +252,60 @@ def test_top_k_top_p_match_transformers_warpers():
             expected = TopKLogitsWarper(k)(None, expected)
         expected = TopPLogitsWarper(p)(None, expected)
         assert torch.equal(torch.isinf(ours[row]), torch.isinf(expected[0])), row
+
+
+def test_hf_backend_runs_the_engine_and_keeps_generate_as_an_option(family):
+    """The hf backend's default engine gives generate's greedy answers (texts and ids, stop token handling), per
+    request seeds make sampled answers independent of the batch, and an unknown engine is refused."""
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.errors import ConfigError
+    from reasonkit.types import GenRequest
+
+    model, processor, frames = family
+    ours, theirs = HFBackend.from_model(model, processor), HFBackend.from_model(model, processor, engine="generate")
+    assert ours.engine == "reasonkit"
+    requests = [GenRequest(messages=messages(q), frames=f, max_tokens=12) for q, f in zip(QUESTIONS, frames)]
+    for keep in (False, True):
+        a, b = ours.generate(requests, keep_stop_token=keep), theirs.generate(requests, keep_stop_token=keep)
+        assert [r.token_ids for r in a] == [r.token_ids for r in b]
+        assert [r.texts for r in a] == [r.texts for r in b]
+        assert [r.prompt_tokens for r in a] == [r.prompt_tokens for r in b]
+    sampled = [GenRequest(messages=messages(q), frames=f, max_tokens=8, temperature=1.0, seed=5, n=3)
+               for q, f in zip(QUESTIONS, frames)]
+    together = ours.generate(sampled)
+    assert [ours.generate([r])[0].token_ids for r in sampled] == [r.token_ids for r in together]
+    assert len({tuple(ids) for ids in together[0].token_ids}) > 1  # the n completions differ
+    with pytest.raises(ConfigError, match="model.engine"):
+        HFBackend.from_model(model, processor, engine="vllm")
+
+
+def test_engine_logprobs_are_the_trainers_recomputed_logprobs(tiny_model_dir, synth_data_dir):
+    """GRPO's on-policy premise with the engine as the hf rollout's sampler: the trainer's recomputed log-probs
+    (T = 1) of the engine's sampled completions equal the engine's own, completion by completion."""
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.generation.backend import engine_for
+    from reasonkit.generation.prompts import encode
+    from reasonkit.generation.state import RowSettings
+    from reasonkit.plugins import get_dataset
+    from reasonkit.synth.benchmark import FRAME_SPEC
+    from reasonkit.train.data import decode
+    from reasonkit.train.grpo.data import make_prompt
+    from reasonkit.train.grpo.sequences import build_batch, completion_logps
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
+    rows = get_dataset("synthphys")(str(synth_data_dir), split="rl")[:2]
+    prompts = [make_prompt(r, decode(r, FRAME_SPEC), processor, "reasoning") for r in rows]
+    engine = engine_for(HFBackend.from_model(model, processor))
+    encoded = [encode(processor, p.messages, p.frames) for p in prompts]
+    outputs = engine.generate([(e, RowSettings(max_tokens=10, temperature=1.0, seed=s))
+                               for e in encoded for s in range(3)])
+    batch = build_batch([(prompts[i // 3].encoding, o.token_ids) for i, o in enumerate(outputs)],
+                        pad_id=processor.tokenizer.pad_token_id)
+    with torch.no_grad():
+        trainer = completion_logps(model, batch, 1.0)
+    for row, o in enumerate(outputs):
+        assert torch.equal(prompts[row // 3].encoding["input_ids"][0], encoded[row // 3].input_ids)
+        torch.testing.assert_close(trainer[row, : len(o.token_ids)], torch.tensor(o.logprobs), atol=1e-4, rtol=0)

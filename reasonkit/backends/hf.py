@@ -1,8 +1,10 @@
-"""The `hf` backend: transformers `generate`, batched with left padding.
+"""The `hf` backend: transformers models, generated with reasonkit's engine (``engine="reasonkit"``, the default:
+reasonkit.generation, per-completion seeds) or with transformers `generate` (``engine="generate"``), batched with
+left padding.
 
 Frames come decoded from reasonkit.media; the processor is told the sampled fps so temporal positions match the
-real clip timing. Seeds: transformers has one RNG per batch, so a batch is seeded with its first request's seed
-(exactly per-request with --batch-size 1).
+real clip timing. Seeds with `generate`: transformers has one RNG per batch, so a batch is seeded with its first
+request's seed (exactly per-request with --batch-size 1).
 """
 
 from __future__ import annotations
@@ -54,10 +56,14 @@ class PenaltyProcessor:
 
 class HFBackend:
     """Batched transformers generation. Options: dtype, device, revision, attn_implementation, max_length (context
-    limit: prompt + completion), tp_size (1 only)."""
+    limit: prompt + completion), tp_size (1 only), engine ("reasonkit" | "generate")."""
 
     def __init__(self, model: str, *, dtype: str = "auto", device: str = "auto", revision: str | None = None,
-                 attn_implementation: str | None = None, max_length: int | None = None, tp_size: int = 1):
+                 attn_implementation: str | None = None, max_length: int | None = None, tp_size: int = 1,
+                 engine: str = "reasonkit"):
+        from reasonkit.generation.backend import check_engine
+
+        self.engine = check_engine(engine)
         if tp_size != 1:
             from reasonkit.errors import ConfigError
 
@@ -71,9 +77,12 @@ class HFBackend:
         self.device = self.model.device
 
     @classmethod
-    def from_model(cls, model, processor) -> HFBackend:
+    def from_model(cls, model, processor, *, engine: str = "reasonkit") -> HFBackend:
         """Wrap a model that is already loaded (GRPO generates with the policy it trains: no copy, no sync)."""
+        from reasonkit.generation.backend import check_engine
+
         backend = cls.__new__(cls)
+        backend.engine = check_engine(engine)
         backend.model_name = getattr(model, "name_or_path", "")
         backend.max_length = None
         backend.model, backend.processor = model, processor
@@ -94,6 +103,10 @@ class HFBackend:
         texts never include it. ``generate`` takes one set of sampling settings per call, so requests are grouped
         by their settings (in order) and each group is one call; results come back in request order. The seed is
         not a setting here: a call is seeded with its first request's seed (see the module docstring)."""
+        if self.engine == "reasonkit":
+            from reasonkit.generation import backend as engine
+
+            return engine.generate(self, requests, keep_stop_token=keep_stop_token)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             key = (r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.presence_penalty, r.frequency_penalty,

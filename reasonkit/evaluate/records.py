@@ -105,13 +105,15 @@ def eval_manifest(cfg: EvalConfig, dataset: str, spec: FrameSpec, fingerprint: s
     from reasonkit.secrets import redact
 
     # What determines the outputs; batch size, limit and resume do not belong here.
-    model_keys = cfg.model.model_dump(exclude={"device", "backend", *manifest_excludes(cfg.model.backend)})
+    model_keys = cfg.model.model_dump(exclude={"device", "backend", "engine",
+                                               *manifest_excludes(cfg.model.backend)})
     identity = {"model": model_keys, "frames": spec.to_dict(),
                 "generation": effective_generation(cfg).model_dump(), "answer_type": cfg.evaluation.answer_type,
                 "seed": cfg.evaluation.seed, "scorers": cfg.evaluation.scorers}
     return {
         "benchmark": dataset, "model": cfg.model.model_name, "model_fingerprint": fingerprint,
         "revision": cfg.model.revision, "backend": backend, "answer_type": cfg.evaluation.answer_type,
+        "engine": cfg.model.engine if backend == "hf" else None,  # which generation loop ran the hf backend
         "seed": cfg.evaluation.seed, "n_total": n_total, "primary_scorer": cfg.evaluation.scorers[0],
         "config_hash": hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16],
         "identity": redact(identity),  # what the hash covers, so a refused resume can name the changed keys

@@ -100,6 +100,18 @@ class Engine:
         self.deepstack = "deepstack_visual_embeds" in inspect.signature(self.lm.forward).parameters
         self.video_token_id = getattr(model.config, "video_token_id", None)
         self._compiled = None
+        self._weight_ptrs = self._pointers()
+
+    def _pointers(self) -> list[int]:
+        return [p.data_ptr() for p in self.model.parameters()]
+
+    def _check_weights_in_place(self) -> None:
+        """Captured graphs read the weights at the addresses they had at capture; weights re-materialised
+        elsewhere (ZeRO-3 gathers them per rollout) make every captured step stale: capture again."""
+        now = self._pointers()
+        if now != self._weight_ptrs:
+            self.steps.clear()
+            self._weight_ptrs = now
 
     def describe(self) -> str:
         return f"reasonkit ({self.mode}, {self.device.type})"
@@ -114,6 +126,15 @@ class Engine:
             for i, out in zip(chunk, self._run_batch([rows[i] for i in chunk])):
                 results[i] = out
         return results
+
+    def warm_up(self, rows: int, prompt_len: int, settings: RowSettings) -> float:
+        """Allocate the bucket that ``rows`` prompts of ``prompt_len`` tokens with these settings use, and compile /
+        capture its decode step now (what a server does at start); returns the seconds it took (0 if done)."""
+        st = self._state(bucket_rows(rows, self.max_batch), bucket_length(prompt_len + settings.max_tokens))
+        start = time.perf_counter()
+        with torch.inference_mode(), engine_attention(self.lm.config):
+            self._step(st, flags_for([settings] * rows))
+        return time.perf_counter() - start
 
     def release(self) -> None:
         """Drop the bucket buffers and captured steps (their memory), and the vision features."""
@@ -138,6 +159,8 @@ class Engine:
         st = self._state(bucket_rows(n, self.max_batch), bucket_length(prompt_len + new))
         new = min(new, st.length - prompt_len)
         flags = flags_for(settings)
+        if self.mode != "eager":
+            self._check_weights_in_place()
         with torch.inference_mode(), engine_attention(self.lm.config):
             step = self._step(st, flags)
             positions = prefill_positions(self.model, batch)
