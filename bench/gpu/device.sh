@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One device call of the GPU benches and tests, run from the checkout root on the lent GPU machine:
 #   bash bench/gpu/device.sh tests "sft:shipped@2,shipped@4" "grpo:lean" "sft7b:offload@1"
+#   bash bench/gpu/device.sh "gen:eval,vision@1,8,32"   (generate vs reasonkit.generation, one process)
 # Needs `.whl/` carried: the wheels of ../shared/gpu/make-wheels.sh, plus head.tar (git archive of HEAD: tests,
 # bench, recipes, pyproject.toml) and plain_hf_baseline.py, which bench/gpu/pack.sh adds. Everything runs from
 # /tmp/rk against the installed reasonkit wheel (committed code only). Logs land in $OUT.
@@ -27,6 +28,11 @@ for step in "$@"; do
              --configs "${step#sft7b:}" 2>&1 | tee -a "$OUT/bench_sft7b.log" | grep -v '^\[.*{' ;;
     grpo:*) python3 bench/gpu/grpo.py --baseline "$base" --configs "${step#grpo:}" ${GRPO_ARGS:-} 2>&1 \
              | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
+    gen:*) spec=${step#gen:}; mode=auto  # gen:SECTIONS[@BATCHES][:MODE], e.g. gen:eval,vision@1,8,32 gen:grpo
+           if [[ $spec == *:* ]]; then mode=${spec##*:}; spec=${spec%:*}; fi
+           batches=1,8,32; if [[ $spec == *@* ]]; then batches=${spec#*@}; fi
+           python3 bench/gpu/generate.py --sections "${spec%%@*}" --batches "$batches" --mode "$mode" \
+             ${GEN_ARGS:-} 2>&1 | tee -a "$OUT/bench_generate.log" ;;
     grponp:*) python3 bench/gpu/grpo.py --configs "${step#grponp:}" ${GRPO_ARGS:-} 2>&1 \
              | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
   esac
