@@ -309,3 +309,26 @@ def test_engine_logprobs_are_the_trainers_recomputed_logprobs(tiny_model_dir, sy
     for row, o in enumerate(outputs):
         assert torch.equal(prompts[row // 3].encoding["input_ids"][0], encoded[row // 3].input_ids)
         torch.testing.assert_close(trainer[row, : len(o.token_ids)], torch.tensor(o.logprobs), atol=1e-4, rtol=0)
+
+
+def test_cached_features_equal_the_models_own_vision_forward(family):
+    """The engine's vision features (Qwen2.5-VL: windows batched into one attention call each block) equal the
+    model's unpatched get_video_features for the same clips, several clips per tower call."""
+    from reasonkit.generation import encode
+
+    model, processor, frames = family
+    engine = make_engine(model, processor)
+    clips = [encode(processor, messages("q"), f).videos[0] for f in frames]
+    ours = engine.vision.features(clips)
+    patched = [b.attn for b in model.model.visual.blocks if "forward" in vars(b.attn)]
+    assert len(patched) == (len(model.model.visual.blocks) if engine.vision.batched_windows else 0)
+    saved = [vars(a).pop("forward") for a in patched]
+    try:
+        with torch.inference_mode():
+            reference = model.model.get_video_features(torch.cat([c.pixel_values for c in clips]),
+                                                       torch.stack([c.grid_thw for c in clips]), return_dict=True)
+    finally:
+        for a, fwd in zip(patched, saved):
+            a.forward = fwd
+    for mine, theirs in zip(ours, reference.pooler_output):
+        torch.testing.assert_close(mine.embeds, theirs, atol=1e-5, rtol=1e-5)

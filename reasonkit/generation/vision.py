@@ -35,6 +35,12 @@ class ClipFeatures:
 
 class VisionCache:
     def __init__(self, model, *, max_bytes: int = 4 << 30, max_patches_per_call: int = 65536):
+        from reasonkit.train.lean import batch_vision_attention
+
+        # Qwen2.5-VL's windowed blocks call attention once per window with sdpa (64 windows per frame pair):
+        # the trainer's replacement runs equal-length windows as one batched call (same outputs,
+        # tests/test_lean.py); Qwen3-VL and flash attention keep the model's own forward.
+        self.batched_windows = batch_vision_attention(model) > 0
         self.model = model
         self.max_bytes, self.max_patches_per_call = max_bytes, max_patches_per_call
         self.entries: OrderedDict[str, ClipFeatures] = OrderedDict()
