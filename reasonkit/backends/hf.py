@@ -153,7 +153,8 @@ class HFBackend:
         pad = self.model.generation_config.pad_token_id
         results = []
         for i, request in enumerate(requests):
-            ids_n = [_trim(new_tokens[i * first.n + j], eos, pad, keep_stop_token)[: request.max_tokens]
+            ids_n = [trim_completion(new_tokens[i * first.n + j], eos, pad,
+                                     keep_stop_token)[: request.max_tokens]
                      for j in range(first.n)]
             texts = self.processor.batch_decode(ids_n, skip_special_tokens=True)  # the stop token is special
             results.append(GenResult(texts=texts, token_ids=ids_n,
@@ -168,7 +169,7 @@ def _as_list(x) -> list:
     return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def _trim(ids: list[int], eos: set[int], pad: int | None, keep_stop: bool = False) -> list[int]:
+def trim_completion(ids: list[int], eos: set[int], pad: int | None, keep_stop: bool = False) -> list[int]:
     """Cut at the first end-of-sequence token (kept out of the completion unless ``keep_stop``) and drop trailing
     padding."""
     for i, tok in enumerate(ids):

@@ -41,6 +41,7 @@ def engine_for(backend):
 def generate(backend, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
     import torch
 
+    from reasonkit.backends.hf import trim_completion
     from reasonkit.generation.prompts import encode, frames_key
     from reasonkit.generation.sampling import row_seed
     from reasonkit.generation.state import RowSettings
@@ -67,10 +68,7 @@ def generate(backend, requests: list[GenRequest], *, keep_stop_token: bool = Fal
     for start, n, prompt_len in spans:
         ids_n = []
         for out in outputs[start:start + n]:
-            ids = out.token_ids
-            if ids and ids[-1] in stops and not keep_stop_token:
-                ids = ids[:-1]
-            ids_n.append(ids)
+            ids_n.append(trim_completion(out.token_ids, stops, None, keep_stop_token))
         texts = processor.batch_decode(ids_n, skip_special_tokens=True)
         results.append(GenResult(texts=texts, token_ids=ids_n, prompt_tokens=prompt_len))
     return results

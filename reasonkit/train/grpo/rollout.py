@@ -57,12 +57,12 @@ def stop_token_ids(model, tokenizer) -> set[int]:
 
 
 def to_completions(results: list[GenResult], stop_ids: set[int], max_tokens: int) -> list[Completion]:
-    from reasonkit.backends.hf import _trim
+    from reasonkit.backends.hf import trim_completion
 
     completions = []
     for index, result in enumerate(results):
         for ids, text in zip(result.token_ids, result.texts):
-            ids = _trim(list(ids), stop_ids, None, keep_stop=True)
+            ids = trim_completion(list(ids), stop_ids, None, keep_stop=True)
             stopped = bool(ids) and ids[-1] in stop_ids
             ids = ids if stopped else ids[:max_tokens]
             completions.append(Completion(index, ids, text, truncated=not stopped and len(ids) >= max_tokens))
@@ -121,7 +121,7 @@ class HFRollout(Rollout):
         size = self.recipe.rollout.batch_size
         try:
             with full_weights(self.engine):
-                # one seed per generate call (transformers has one RNG per batch): the chunk's first prompt's
+                # rollout.batch_size prompts per call: their G completions each decode as one engine batch
                 return [r for i in range(0, len(requests), size)
                         for r in self.backend.generate(requests[i:i + size], keep_stop_token=True)]
         finally:
