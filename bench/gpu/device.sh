@@ -18,7 +18,7 @@ python3 -c "import torch, transformers, deepspeed; print('torch', torch.__versio
 for step in "$@"; do
   echo "===== $step $(date -u +%H:%M:%S)"
   case "$step" in
-    tests) timeout "${TESTS_TIMEOUT:-240}" python3 -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q -x \
+    tests) timeout "${TESTS_TIMEOUT:-240}" python3 -m pytest -m gpu tests/test_gpu.py -p no:cacheprovider -q -x ${TESTS_K:+-k "$TESTS_K"} \
              2>&1 | tee "$OUT/pytest_gpu.log" | grep -v "^\s*$" | tail -25 ;;
     sft:*) python3 bench/gpu/sft.py --baseline "$base" --configs "${step#sft:}" ${SFT_ARGS:-} 2>&1 \
              | tee -a "$OUT/bench_sft.log" | grep -v '^\[.*{' ;;
