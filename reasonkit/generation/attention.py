@@ -36,9 +36,9 @@ def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: to
     dropout = dropout if module.training else 0.0
     if q_len == 1 and heads != kv_heads:
         groups = heads // kv_heads
-        out = sdpa(query.view(batch, kv_heads, groups, dim), key, value, attn_mask=attention_mask,
+        out = sdpa(query.reshape(batch, kv_heads, groups, dim), key, value, attn_mask=attention_mask,
                    dropout_p=dropout, scale=scaling)
-        return out.view(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+        return out.reshape(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
     if attention_mask is None:
         causal = q_len > 1 and (is_causal if is_causal is not None else getattr(module, "is_causal", True))
         out = sdpa(query, key, value, dropout_p=dropout, scale=scaling, is_causal=causal,
