@@ -332,3 +332,27 @@ def test_cached_features_equal_the_models_own_vision_forward(family):
             a.forward = fwd
     for mine, theirs in zip(ours, reference.pooler_output):
         torch.testing.assert_close(mine.embeds, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_gqa_decode_attention_takes_kernel_layouts(monkeypatch):
+    """CUDA's SDPA kernels may return [B, L, H, D]-strided outputs (the H200 did at the 3B head counts): the folded
+    GQA decode must not assume a contiguous result. Reference: K/V heads repeated, as transformers' sdpa does."""
+    from reasonkit.generation.attention import gqa_sdpa_attention
+
+    torch.manual_seed(0)
+    batch, heads, kv_heads, length, dim = 3, 16, 2, 9, 8
+    query = torch.randn(batch, 1, heads, dim).transpose(1, 2)  # as the attention layer hands it over
+    key, value = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
+    mask = torch.ones(batch, 1, 1, length, dtype=torch.bool)
+    mask[0, ..., :4] = False  # left padding of row 0
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    expected = sdpa(query, key.repeat_interleave(heads // kv_heads, 1), value.repeat_interleave(heads // kv_heads, 1),
+                    attn_mask=mask).transpose(1, 2)
+
+    def kernel_layout(*args, **kwargs):  # same values, stored [B, L, H, D] like the fused kernels' outputs
+        return sdpa(*args, **kwargs).transpose(1, 2).contiguous().transpose(1, 2)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", kernel_layout)
+    module = torch.nn.Module().eval()
+    out, _ = gqa_sdpa_attention(module, query, key, value, mask)
+    assert torch.allclose(out, expected, atol=1e-6)
