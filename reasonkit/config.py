@@ -33,6 +33,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def keyword_options(cls: type) -> type[Strict]:
+    """A strict model of ``cls``'s keyword-only constructor arguments (names, types, defaults): the options model
+    of a plugin whose keywords are its options, without writing them twice."""
+    import inspect
+
+    from pydantic import create_model
+
+    params = inspect.signature(cls, eval_str=True).parameters.values()
+    fields = {p.name: (p.annotation, ... if p.default is p.empty else p.default)
+              for p in params if p.kind is p.KEYWORD_ONLY}
+    return create_model(f"{cls.__name__}Options", __base__=Strict, **fields)
+
+
 # ---------------------------------------------------------------------------------------------- eval presets
 class ModelSection(Strict):
     model_name: str = "nvidia/Cosmos-Reason1-7B"  # hub id or local folder

@@ -117,18 +117,26 @@ def reasonkit_register_rollouts(register: Register) -> None:
     token) and, when the engine holds its own copy of the weights, ``sync(engine, processor)`` (called after every
     optimizer step) and ``close()``. The target's optional ``check(recipe)`` runs before any model loads and raises
     :class:`reasonkit.errors.ConfigError` for a recipe the engine cannot run. ``meta`` may name ``options=`` a
-    pydantic model (e.g. a :class:`reasonkit.config.Strict` subclass): the keys the engine takes in the recipe's
-    ``[rollout.options]`` table, validated like every other key before training starts and handed over as
-    ``setup.options``; an engine without one takes no options.
+    pydantic model (e.g. a :class:`reasonkit.config.Strict` subclass) or its ``"module:attr"`` import path: the keys
+    the engine takes in the recipe's ``[rollout.options]`` table, validated like every other key before training
+    starts and handed over as ``setup.options``; an engine without one takes no options.
     """
 
 
 @hookspec
 def reasonkit_register_uploaders(register: Register) -> None:
-    """Register checkpoint/export uploaders (HF hub, S3, ...).
+    """Register checkpoint/export uploaders (HF hub, S3, ...): what a recipe's ``[[train.ckpt.upload]] name = NAME``
+    entries upload through.
 
     Target: a callable ``(**options) -> Uploader`` where Uploader has ``upload(folder: Path, dest: str) -> str``
-    returning where the files went.
+    returning where the files went. ``meta`` may name ``options=`` a pydantic model (e.g. a
+    :class:`reasonkit.config.Strict` subclass, or :func:`reasonkit.config.keyword_options` of the target) or its
+    ``"module:attr"`` import path: the keys the uploader takes in an entry's ``options`` table, validated like
+    every other key when the recipe loads; the target is called with the validated fields as keywords. An
+    uploader without one takes no options. A run uploads its final export to ``dest = "final"`` (``meta``
+    ``final_dest=`` changes that; the hub's repo-id destinations use ``""``) and, with ``when = "all"``, each
+    complete checkpoint to ``checkpoints/<step_dir>``: destinations under the uploader's own configured root
+    (``checkpoints=False`` in ``meta`` refuses ``when = "all"``).
     """
 
 

@@ -35,18 +35,28 @@ class Registration:
     def load(self) -> Any:
         """The registered object, importing a ``"module:attr"`` path on first use."""
         if isinstance(self.target, str):
-            module_name, _, attr = self.target.partition(":")
-            try:
-                obj = importlib.import_module(module_name)
-                for part in attr.split(".") if attr else []:
-                    obj = getattr(obj, part)
-            except (ImportError, AttributeError) as exc:
-                raise PluginError(
-                    f"{self.kind[:-1]} '{self.name}' from {self.distribution}: cannot import "
-                    f"'{self.target}' ({exc})"
-                ) from exc
-            self.target = obj
+            self.target = self._import(self.target)
         return self.target
+
+    def options_model(self) -> Any:
+        """The pydantic model registered as ``options=`` (the keys the plugin takes in a recipe), or None. An import
+        path is imported on first use, like the target, so discovery stays free of pydantic."""
+        model = self.meta.get("options")
+        if isinstance(model, str):
+            model = self.meta["options"] = self._import(model)
+        return model
+
+    def _import(self, path: str) -> Any:
+        module_name, _, attr = path.partition(":")
+        try:
+            obj = importlib.import_module(module_name)
+            for part in attr.split(".") if attr else []:
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(
+                f"{self.kind[:-1]} '{self.name}' from {self.distribution}: cannot import '{path}' ({exc})"
+            ) from exc
+        return obj
 
 
 class Plugins:

@@ -271,13 +271,23 @@ def test_reasonkit_register_rollouts(fresh_plugins, tmp_path):
         rollout_engine(load_recipe(path, ["rollout.backend=vlm", "rollout.options={}"]))
 
 
+class _FolderOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root: Path
+    suffix: str = ""
+
+
 class _Folder:
-    def __init__(self, *, root):
-        self.root = Path(root)
+    """Writes, for each upload, a file listing the uploaded folder's top-level names at ``root / dest``."""
+
+    def __init__(self, *, root, suffix=""):
+        self.root, self.suffix = Path(root), suffix
 
     def upload(self, folder, dest):
-        (self.root / dest).write_text(",".join(sorted(p.name for p in Path(folder).iterdir())))
-        return str(self.root / dest)
+        target = self.root / f"{dest}{self.suffix}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(",".join(sorted(p.name for p in Path(folder).iterdir())))
+        return str(target)
 
 
 class _NoUpload:
@@ -285,14 +295,40 @@ class _NoUpload:
         pass
 
 
-def test_reasonkit_register_uploaders(fresh_plugins, tmp_path):
-    _plugins_with(fresh_plugins, "uploaders", folder=_Folder, noupload=_NoUpload)
+def test_reasonkit_register_uploaders(fresh_plugins, tmp_path, tiny_model_dir, synth_data_dir):
+    from reasonkit.errors import ConfigError
+    from reasonkit.train.recipe import load_recipe
+
+    plugins = _plugins_with(fresh_plugins, "uploaders", folder=_Folder, noupload=_NoUpload)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "model.safetensors").write_bytes(b"")
     where = fresh_plugins.get_uploader_factory("folder")(root=tmp_path).upload(tmp_path / "src", "listing")
     assert Path(where).read_text() == "model.safetensors"
     with pytest.raises(PluginError, match=r"its uploader class has no upload\(\)"):
         fresh_plugins.get_uploader_factory("noupload")
+
+    # a recipe's [[train.ckpt.upload]] entry uploads through it: a real tiny SFT run, its options validated
+    test_checkpoint_training = pytest.importorskip("test_checkpoint_training")  # the tiny SFT recipe (DeepSpeed)
+    plugins.registry["uploaders"]["folder"].meta["options"] = _FolderOptions
+    path, root = tmp_path / "sft.toml", tmp_path / "bucket"
+    recipe = test_checkpoint_training.RECIPE.format(out=tmp_path / "run", data=synth_data_dir, model=tiny_model_dir)
+    path.write_text(f'{recipe}[[train.ckpt.upload]]\nname = "folder"\nwhen = "all"\n'
+                    f'options = {{root = "{root}", suffix = ".txt"}}\n')
+    recipe = load_recipe(path, ["train.max_steps=2", "train.ckpt.export_safetensors=final"])
+    assert fresh_plugins.get_trainer("sft")(recipe) == tmp_path / "run" / "final"
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.txt")) == [
+        "checkpoints/step_000001.txt", "checkpoints/step_000002.txt", "final.txt"]
+    assert "config.json" in (root / "final.txt").read_text().split(",")
+    assert "complete.json" in (root / "checkpoints" / "step_000002.txt").read_text().split(",")
+
+    path.write_text(path.read_text().replace("suffix =", "sufix ="))
+    with pytest.raises(ConfigError, match=r"sft.toml: unknown key 'train.ckpt.upload.0.options.sufix' — did you "
+                                          r"mean 'suffix'\?$"):
+        load_recipe(path)
+    path.write_text(path.read_text().replace('name = "folder"', 'name = "foldr"'))
+    with pytest.raises(ConfigError, match=r"sft.toml: train.ckpt.upload.0: unknown uploader 'foldr' — did you "
+                                          r"mean 'folder'\? Known: folder, hf, noupload, s3$"):
+        load_recipe(path)
 
 
 class _Cmd:

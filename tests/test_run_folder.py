@@ -20,6 +20,12 @@ def test_changed_keys_names_what_differs_except_the_safe_keys():
                                       "train.train_batch_per_replica"]
 
 
+def test_uploads_may_change_on_resume():
+    old = {"train": {"ckpt": {"upload": []}}}
+    new = {"train": {"ckpt": {"upload": [{"name": "s3", "when": "all", "options": {"bucket": "b"}}]}}}
+    assert changed_keys(old, new, safe=RESUME_SAFE_KEYS) == []
+
+
 def test_fresh_run_refuses_a_used_folder_overwrite_moves_it_aside_resume_refuses_a_changed_recipe(
         tiny_model_dir, synth_data_dir, tmp_path, capsys):
     out = tmp_path / "run"

@@ -172,6 +172,31 @@ def test_uploaders_are_plugins(fresh_plugins):
     assert fresh_plugins.get_uploader_factory("s3") is S3Uploader
 
 
+def test_cosmos_rl_upload_keys_are_hf_and_s3_entries(fresh_plugins, tmp_path):
+    from reasonkit.errors import ConfigError
+    from reasonkit.storage.hf import HFUploader
+    from reasonkit.train.recipe import load_recipe
+    from reasonkit.train.uploads import upload_targets
+
+    path = tmp_path / "r.toml"
+    path.write_text('[train]\noutput_dir = "%s"\n[train.train_policy]\ntype = "sft"\ndataset.name = "x"\n'
+                    '[train.ckpt]\nupload_hf = true\nhf_repo_name = "me/m"\nupload_s3 = "all"\ns3_bucket = "b"\n'
+                    's3_prefix = "team/run1"\n' % (tmp_path / "out"))
+    legacy = [(t.name, t.when, t.final_dest, t.options) for t in upload_targets(load_recipe(path))]
+    assert [(name, when, dest, options["repo_id" if name == "hf" else "bucket"]) for name, when, dest, options
+            in legacy] == [("hf", "final", "", "me/m"), ("s3", "all", "final", "b")]  # what the run used to do
+    table = load_recipe(path, ["train.ckpt.upload_hf=false", "train.ckpt.upload_s3=false", "train.ckpt.upload="
+                               "[{name: hf, options: {repo_id: me/m}}, {name: s3, when: all, options: {bucket: b, "
+                               "prefix: team/run1}}]"])
+    assert [(t.name, t.when, t.final_dest, t.options) for t in upload_targets(table)] == legacy
+    assert [type(t.build()) for t in upload_targets(table)] == [HFUploader, S3Uploader]
+    with pytest.raises(ConfigError, match=r"key 'train.ckpt.upload.0.options.repo_type': Input should be 'model', "
+                                          r"'dataset' or 'space' \(got 'modle'\)$"):
+        load_recipe(path, ["train.ckpt.upload=[{name: hf, options: {repo_type: modle}}]"])
+    with pytest.raises(ConfigError, match=r"train.ckpt.upload.0.when: uploader 'hf' takes the final export only"):
+        load_recipe(path, ["train.ckpt.upload=[{name: hf, when: all}]"])
+
+
 # -- HF hub -------------------------------------------------------------------------------------------------
 
 

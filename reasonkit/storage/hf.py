@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal, get_args
 
+from reasonkit.config import keyword_options
 from reasonkit.errors import ReasonkitError
 
-_REPO_TYPES = ("model", "dataset", "space")
+RepoType = Literal["model", "dataset", "space"]
 
 
 class HFUploader:
@@ -22,15 +24,16 @@ class HFUploader:
         self,
         *,
         repo_id: str | None = None,
-        repo_type: str = "model",
+        repo_type: RepoType = "model",
         private: bool = False,
         endpoint: str | None = None,
         revision: str | None = None,
         path_in_repo: str = "",
         commit_message: str | None = None,
     ):
-        if repo_type not in _REPO_TYPES:
-            raise ReasonkitError(f"HF upload: repo_type must be one of {', '.join(_REPO_TYPES)}, got {repo_type!r}")
+        if repo_type not in get_args(RepoType):
+            raise ReasonkitError(f"HF upload: repo_type must be one of {', '.join(get_args(RepoType))}, "
+                                 f"got {repo_type!r}")
         self.repo_id = repo_id
         self.repo_type = repo_type
         self.private = private
@@ -69,3 +72,7 @@ class HFUploader:
         except OfflineModeIsEnabled as exc:
             raise ReasonkitError("HF upload impossible while HF_HUB_OFFLINE=1 is set; unset it to upload") from exc
         return str(repo_url)
+
+
+# What [[train.ckpt.upload]] options an `hf` entry takes (the constructor's keywords).
+HFOptions = keyword_options(HFUploader)

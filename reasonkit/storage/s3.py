@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from reasonkit.config import keyword_options
 from reasonkit.errors import ReasonkitError
 from reasonkit.secrets import scrub_text
 from reasonkit.storage.retry import with_retries
@@ -124,3 +125,7 @@ class S3Uploader:
 
         return TransferConfig(multipart_threshold=self.multipart_threshold,
                               multipart_chunksize=self.multipart_chunksize, max_concurrency=self.max_concurrency)
+
+
+# What [[train.ckpt.upload]] options an `s3` entry takes (the constructor's keywords).
+S3Options = keyword_options(S3Uploader)

@@ -10,7 +10,16 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, model_validator
 
-from reasonkit.config import FramesSection, MaxTokens, SamplingSection, Strict, TopP, load_config, recipe_path
+from reasonkit.config import (
+    FramesSection,
+    MaxTokens,
+    SamplingSection,
+    Strict,
+    TopP,
+    load_config,
+    recipe_path,
+    validate,
+)
 from reasonkit.errors import ConfigError
 from reasonkit.prompts import SYSTEM_PROMPT
 from reasonkit.types import FrameSpec, Sampling
@@ -64,6 +73,12 @@ class DeepSpeedSection(Strict):  # reasonkit: the parallelism here is DeepSpeed 
     bf16_master_weights: bool = False
 
 
+class UploadSection(Strict):  # reasonkit: one [[train.ckpt.upload]] entry
+    name: str  # a registered uploader: hf | s3 | a plugin's (reasonkit plugins)
+    when: Literal["final", "all"] = "final"  # the final export only, or every complete checkpoint too
+    options: dict[str, Any] = {}  # validated against the options model the uploader registers
+
+
 class CkptSection(Strict):
     enable_checkpoint: bool = True
     save_freq: int = Field(100, ge=1)
@@ -75,6 +90,19 @@ class CkptSection(Strict):
     upload_s3: bool | Literal["final", "all"] = False  # true == "final"
     s3_bucket: str | None = None
     s3_prefix: str = ""
+    upload: list[UploadSection] = []  # reasonkit: uploads through any registered uploader
+
+    def uploads(self) -> list[tuple[str, UploadSection]]:
+        """Every upload of the run as (the key it is written under, entry): the cosmos-rl keys above are spelled
+        as the entries they stand for, so one code path serves both."""
+        legacy = []
+        if self.upload_hf:
+            legacy.append(("train.ckpt.upload_hf", UploadSection(name="hf", options={"repo_id": self.hf_repo_name})))
+        if self.upload_s3:
+            legacy.append(("train.ckpt.upload_s3", UploadSection(
+                name="s3", when="all" if self.upload_s3 == "all" else "final",
+                options={"bucket": self.s3_bucket, "prefix": self.s3_prefix})))
+        return legacy + [(f"train.ckpt.upload.{i}", entry) for i, entry in enumerate(self.upload)]
 
     @model_validator(mode="after")
     def _targets(self):
@@ -187,6 +215,19 @@ class Recipe(Strict):
     def source(self) -> tuple[Path, tuple[str, ...]] | None:
         return self._source
 
+    def plugin_options(self, kind: str, name: str, data: dict[str, Any], *, prefix: str, what: str) -> Any:
+        """``data``, the recipe's options table at ``prefix`` for the plugin ``name`` of ``kind``, validated against
+        the ``options`` model the plugin registered like every other key (one-line errors naming the key as
+        written, or the ``--set`` flag that set it); None for a plugin without one, which then takes no options."""
+        from reasonkit.plugins import get_plugins
+
+        model = get_plugins().registration(kind, name).options_model()
+        if model is None and data:
+            raise ConfigError(f"{prefix}.{next(iter(data))}: {what} '{name}' takes no options")
+        path, overrides = self.source or ("recipe", ())
+        return None if model is None else validate(
+            model, data, str(path), [o.partition("=")[0].strip() for o in overrides], prefix=prefix)
+
     def rollout_sampling(self, seed: int) -> Sampling:
         """How GRPO samples its completions: ``[rollout]``'s keys, ``max_response_length`` tokens at
         ``train_policy.temperature`` (the temperature the trainer's log-probs are taken at too)."""
@@ -234,4 +275,7 @@ def load_recipe(path: Path | None, overrides: list[str] = ()) -> Recipe:
         raise ConfigError(f"{path}: LoRA with ZeRO stage 3 is not supported; use zero_stage 2")
     if path is not None:
         recipe._source = (Path(path).resolve(), tuple(overrides))
+    from reasonkit.train.uploads import upload_targets
+
+    upload_targets(recipe)  # an unknown uploader or a bad upload option fails here, before any process starts
     return recipe

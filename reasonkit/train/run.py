@@ -32,7 +32,7 @@ class RunContext:
             save_mode=ck.save_mode if dist.world == 1 else "sync", is_writer=dist.is_main,
             barrier=dist.barrier if dist.world > 1 else None,
             on_complete=self._on_checkpoint,
-            in_use=lambda: [p for q in self.uploads for p in q.in_use()],
+            in_use=lambda: [p for _, q in self.uploads for p in q.in_use()],
         )
         self.loggers = None
         self.resumed_step = 0
@@ -57,23 +57,16 @@ class RunContext:
 
     # ---- uploads ------------------------------------------------------------------------------------------
     def _upload_queues(self):
-        from reasonkit.plugins import get_uploader_factory
+        """One background queue per upload of the recipe (reasonkit.train.uploads), with its target."""
         from reasonkit.storage.background import UploadQueue
+        from reasonkit.train.uploads import upload_targets
 
-        ck = self.recipe.train.ckpt
-        queues = []
-        if ck.upload_hf:
-            queues.append(UploadQueue(get_uploader_factory("hf")(repo_id=ck.hf_repo_name), name="hf"))
-        if ck.upload_s3:
-            queues.append(UploadQueue(get_uploader_factory("s3")(bucket=ck.s3_bucket, prefix=ck.s3_prefix),
-                                      name="s3"))
-        return queues
+        return [(target, UploadQueue(target.build(), name=target.name)) for target in upload_targets(self.recipe)]
 
     def _on_checkpoint(self, path: Path) -> None:
-        if self.recipe.train.ckpt.upload_s3 == "all":
-            for q in self.uploads:
-                if q.name == "s3":
-                    q.submit(path, f"checkpoints/{path.name}")  # under s3_prefix: the uploader adds it
+        for target, q in self.uploads:
+            if target.when == "all":
+                q.submit(path, f"checkpoints/{path.name}")  # under the uploader's own root (s3: s3_prefix)
 
     # ---- logging ------------------------------------------------------------------------------------------
     def start_logging(self, extra: dict[str, Any]) -> None:
@@ -184,14 +177,12 @@ class RunContext:
     def finish(self, exported: Path | None, stats=None) -> None:
         from reasonkit.secrets import scrub_text
 
-        ck = self.recipe.train.ckpt
         self.ckpt.close()
         if exported is not None:
-            for q in self.uploads:
-                if q.name == "hf" or ck.upload_s3 in (True, "final", "all"):
-                    q.submit(exported, "final" if q.name == "s3" else "")
-        failures = [f for q in self.uploads for f in q.close()]
-        results = [r for q in self.uploads for r in q.results]
+            for target, q in self.uploads:  # every upload takes the final export, "final" and "all" alike
+                q.submit(exported, target.final_dest)
+        failures = [f for _, q in self.uploads for f in q.close()]
+        results = [r for _, q in self.uploads for r in q.results]
         if self.loggers is not None:
             self.loggers.close()
         self.dist.barrier()

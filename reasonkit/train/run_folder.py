@@ -24,7 +24,7 @@ RESUME_SAFE_KEYS = (
     "train.resume", "train.overwrite", "train.max_steps", "train.epoch", "train.output_dir", "train.log_freq",
     "train.ckpt.save_freq", "train.ckpt.max_keep", "train.ckpt.save_mode", "train.ckpt.export_safetensors",
     "train.ckpt.upload_hf", "train.ckpt.hf_repo_name", "train.ckpt.upload_s3", "train.ckpt.s3_bucket",
-    "train.ckpt.s3_prefix", "train.train_policy.dataloader_num_workers", "logging.",
+    "train.ckpt.s3_prefix", "train.ckpt.upload", "train.train_policy.dataloader_num_workers", "logging.",
 )
 
 

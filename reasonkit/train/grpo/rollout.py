@@ -205,7 +205,6 @@ def full_weights(engine):
 def rollout_engine(recipe) -> tuple[Any, Any]:
     """The registered rollout engine ``rollout.backend`` names and its validated ``[rollout.options]``, once the
     engine's ``check`` accepted the recipe: everything that can be wrong fails here, before any model loads."""
-    from reasonkit.config import validate
     from reasonkit.plugins import get_plugins, get_rollout_factory
 
     ro = recipe.rollout
@@ -218,13 +217,8 @@ def rollout_engine(recipe) -> tuple[Any, Any]:
         raise ConfigError(f"rollout.backend = {ro.backend!r}: GRPO rollouts support {listed} (the registered rollout "
                           f"engines){hint}")
     factory = get_rollout_factory(ro.backend)
-    model = get_plugins().registration("rollouts", ro.backend).meta.get("options")
-    path, overrides = recipe.source or ("recipe", ())
-    if model is None and ro.options:
-        raise ConfigError(f"rollout.options.{next(iter(ro.options))}: rollout engine '{ro.backend}' takes no "
-                          "options")
-    options = None if model is None else validate(
-        model, ro.options, str(path), [o.partition("=")[0].strip() for o in overrides], prefix="rollout.options")
+    options = recipe.plugin_options("rollouts", ro.backend, ro.options, prefix="rollout.options",
+                                    what="rollout engine")
     check = getattr(factory, "check", None)
     if check is not None:
         check(recipe)
