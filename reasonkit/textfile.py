@@ -6,7 +6,9 @@ that names neither the file nor where in it; every reader of user text goes thro
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 from reasonkit.errors import DataError, ReasonkitError
 
@@ -24,3 +26,15 @@ def read_text(path: Path | str, error: type[ReasonkitError] = DataError) -> str:
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8 text (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})") from None
     return text.removeprefix("\ufeff")  # editors on Windows write one; json.loads and tomllib refuse it
+
+
+def read_json(path: Path | str, expected: type, what: str, error: type[ReasonkitError] = DataError) -> Any:
+    """The file's JSON, which must be an ``expected`` (list, dict); a one-line ``error`` naming the file and the
+    line otherwise. ``what`` describes the expected content for that message, e.g. "a JSON list of entries"."""
+    try:
+        value = json.loads(read_text(path, error))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    if not isinstance(value, expected):
+        raise error(f"{path}: expected {what}")
+    return value

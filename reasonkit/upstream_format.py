@@ -10,12 +10,11 @@ id ``<video_id>#<question index>`` (RoboVQA has several questions per video).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from reasonkit.errors import DataError
-from reasonkit.textfile import read_text
+from reasonkit.textfile import read_json
 from reasonkit.types import Sample
 
 
@@ -56,13 +55,7 @@ def first_symlink(root: Path, relative: Path) -> Path | None:
 def read_annotation(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: annotation file not found")
-    try:
-        entries = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
-    if not isinstance(entries, list):
-        raise DataError(f"{path}: expected a JSON list of {{'video', 'qa_pairs'}} entries")
-    return entries
+    return read_json(path, list, "a JSON list of {'video', 'qa_pairs'} entries")
 
 
 def qa_list(entry: dict[str, Any], where: str) -> list[dict[str, Any]]:

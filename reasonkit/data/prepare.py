@@ -11,7 +11,6 @@ not fatal: the others are still built, and the list is printed and written to ``
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 from reasonkit.data import clip_ids
 from reasonkit.data.encode import ClipWriter, Cut, cut_video, decode_images
 from reasonkit.errors import DataError
-from reasonkit.textfile import read_text
+from reasonkit.textfile import read_json
 from reasonkit.upstream_format import annotation_path, read_annotation, safe_join
 
 DATASETS = ("bridgev2", "agibot", "holoassist")
@@ -125,12 +124,7 @@ def _holoassist_events(root: Path) -> dict[str, dict[int, tuple[float, float]]] 
         if not candidates:
             return None
         path = candidates[0]
-    try:
-        videos = json.loads(read_text(path))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
-    if not isinstance(videos, list):
-        raise DataError(f"{path}: expected a list of {{'video_name', 'events'}} objects")
+    videos = read_json(path, list, "a list of {'video_name', 'events'} objects")
     events: dict[str, dict[int, tuple[float, float]]] = {}
     for i, video in enumerate(videos):
         try:
