@@ -95,11 +95,25 @@ class FramesSection(Strict):
 class EvaluationSection(Strict):
     answer_type: Literal["reasoning", "letter"] = "reasoning"
     seed: int = 1
+    # Several seeds in one pass (each its own result file, the same records as one run per seed): a clip is decoded
+    # and its vision features computed once for all of them, and a prompt is prefilled once for its seeds.
+    seeds: list[int] | None = None
     batch_size: int = Field(8, ge=1)
     limit: int | None = Field(None, ge=1)  # first N questions (smoke runs)
     retry_errors: bool = False  # on resume, run the error records (missing/broken clips) again, replacing them
     scorers: list[str] = ["upstream", "strict"]  # all are recorded; the first is the headline metric
     resume: bool = True
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and (not value or len(set(value)) != len(value)):
+            raise ValueError("list one or more distinct seeds")
+        return value
+
+    def seed_list(self) -> list[int]:
+        """The seeds this run evaluates: ``seeds`` when given (it replaces ``seed``), else ``[seed]``."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
 
 # What each sampling key accepts, declared once; every section that has the key gives it its own default.

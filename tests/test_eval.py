@@ -170,6 +170,71 @@ def test_synthphys_demo_preset(tiny_model_dir, synth_data_dir, tmp_path):
     assert recs[0]["frame_spec"]["max_frames"] == 16  # the benchmark's own frame spec
 
 
+def test_seeds_in_one_pass_equal_one_run_per_seed(tiny_model_dir, synth_data_dir, tmp_path):
+    """`--seeds 0,1,2` (sampled, with retries) writes the records and manifests three `--seed k` runs write, decodes
+    each clip and runs the vision tower on it once for all seeds, prefills each question once, and resumes per
+    seed (a seed already complete is not run again)."""
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.config import EvalConfig, load_config, preset_path
+    from reasonkit.evaluate.runner import run_eval
+
+    def config(results: Path, seeds: str) -> EvalConfig:
+        return load_config(EvalConfig, preset_path("synthphys"), [
+            f"model.model_name={tiny_model_dir}", f"data_dir={synth_data_dir}", f"results_dir={results}",
+            "evaluation.limit=6", "evaluation.batch_size=4", "generation.max_tokens=6", "generation.max_retries=1",
+            "generation.temperature=1.0", seeds])
+
+    backend = HFBackend(str(tiny_model_dir), device="cpu")
+    prefills, calls = [], []  # rows prefilled; per backend call: (distinct questions asked, rows prefilled)
+    hook = backend.model.model.language_model.register_forward_hook(
+        lambda m, args, kw, out: prefills.append(kw["inputs_embeds"].shape[0])
+        if kw["inputs_embeds"].shape[1] > 1 else None, with_kwargs=True)
+    generate = backend.generate
+
+    def counting(requests, **kw):
+        before = sum(prefills)
+        results = generate(requests, **kw)
+        calls.append((len({json.dumps(r.messages) for r in requests}), sum(prefills) - before, len(requests)))
+        return results
+
+    backend.generate = counting
+    try:
+        together = run_eval(config(tmp_path / "together", "evaluation.seeds=[0,1,2]"), backend=backend,
+                            progress=False)
+    finally:
+        hook.remove()
+        backend.generate = generate
+    assert calls[0] == (4, 4, 12)  # the first batch: 4 questions x 3 seeds, each question prefilled once
+    assert all(distinct == rows for distinct, rows, _ in calls) and len(calls) > 2  # retries too
+    vision = backend._generation_engine.vision
+    assert vision.tower_calls == 2 and len(vision.entries) == len({r["video"] for r in together[0].records()})
+    assert [s.path.name for s in together] == ["seed0.jsonl", "seed1.jsonl", "seed2.jsonl"]
+    apart = [run_eval(config(tmp_path / "apart", f"evaluation.seed={k}"), backend=backend, progress=False)[0]
+             for k in range(3)]
+    keys = ("id", "seed", "output", "extracted", "correct", "retries", "prompt_hash", "output_tokens")
+    for one, alone in zip(together, apart):
+        assert [{k: r[k] for k in keys} for r in one.records()] == [{k: r[k] for k in keys} for r in alone.records()]
+        assert one.manifest()["config_hash"] == alone.manifest()["config_hash"]
+    outputs = [[r["output"] for r in store.records()] for store in together]
+    assert outputs[0] != outputs[1] != outputs[2]  # the seeds really differ
+    assert any(r["retries"] for store in together for r in store.records())  # retries went through the same path
+    before = [len(s.records()) for s in apart]
+    resumed = run_eval(config(tmp_path / "apart", "evaluation.seeds=[1,3]"), backend=backend, progress=False)
+    assert [len(s.records()) for s in resumed] == [6, 6] and [len(s.records()) for s in apart] == before
+    assert [r["output"] for r in resumed[0].records()] == outputs[1]
+
+
+def test_seeds_flag_takes_lists_and_ranges(scripted, robovqa_dir, tmp_path):
+    from reasonkit.cli.evaluate import parse_seeds
+
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7] and parse_seeds("5") == [5] and parse_seeds("-1,3") == [-1, 3]
+    results = tmp_path / "results"
+    assert cli.main(["eval", "robovqa", "--model", str(scripted), "--backend", "scripted", "--data-dir",
+                     str(robovqa_dir), "--results-dir", str(results), "--seeds", "3-4",
+                     "--set", "generation.max_retries=0"]) == 3
+    assert sorted(s.path.name for s in find_stores(results)) == ["seed3.jsonl", "seed4.jsonl"]
+
+
 # ---- crash safety ----------------------------------------------------------------------------------------------
 def test_sigkill_and_resume_records_each_question_once(tiny_model_dir, tmp_path):
     data = tmp_path / "data"
@@ -305,6 +370,9 @@ def test_bad_inputs_fail_with_one_clear_line(scripted, robovqa_dir, tmp_path):
         (["eval", "robovqa", "--data-dir", str(robovqa_dir), "--model", str(no_weights)],
          "has no weights"),
         ([*base, "--data-dir", str(robovqa_dir), "--set", "generation.temprature=1"], "did you mean 'temperature'"),
+        ([*base, "--data-dir", str(robovqa_dir), "--seeds", "0,x"], "--seeds '0,x': expected seeds like 0,1,2"),
+        ([*base, "--data-dir", str(robovqa_dir), "--seeds", "0-2,1"], "expected one or more distinct seeds"),
+        ([*base, "--data-dir", str(robovqa_dir), "--set", "evaluation.seeds=[]"], "evaluation.seeds"),
     ]
     for args, message in cases:
         proc = run_cli(*args)

@@ -3,8 +3,8 @@ reasonkit.generation, per-completion seeds) or with transformers `generate` (``e
 left padding.
 
 Frames come decoded from reasonkit.media; the processor is told the sampled fps so temporal positions match the
-real clip timing. Seeds with `generate`: transformers has one RNG per batch, so a batch is seeded with its first
-request's seed (exactly per-request with --batch-size 1).
+real clip timing. Seeds with `generate`: transformers has one RNG per call, so the requests of one seed are one
+call seeded with it (exactly per-request with --batch-size 1); the engine seeds every completion on its own.
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ class HFBackend:
 
     def generate(self, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
         """``keep_stop_token``: token_ids end with the end-of-sequence token that stopped them (as vLLM's do);
-        texts never include it. ``generate`` takes one set of sampling settings per call, so requests are grouped
-        by their settings (in order) and each group is one call; results come back in request order. The seed is
-        not a setting here: a call is seeded with its first request's seed (see the module docstring)."""
+        texts never include it. ``generate`` takes one set of sampling settings and one RNG per call, so requests
+        are grouped by their settings and seed (in order) and each group is one call, seeded with that seed (see
+        the module docstring); results come back in request order."""
         if self.engine == "reasonkit":
             from reasonkit.generation import backend as engine
 
@@ -110,7 +110,7 @@ class HFBackend:
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             key = (r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.presence_penalty, r.frequency_penalty,
-                   r.n, r.frames is None)
+                   r.n, r.frames is None, r.seed)
             groups.setdefault(key, []).append(i)
         results: list[GenResult | None] = [None] * len(requests)
         for indices in groups.values():

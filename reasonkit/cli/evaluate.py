@@ -17,6 +17,8 @@ def eval_command(
     limit: int = typer.Option(None, "--limit", help="Only the first N questions per benchmark."),
     batch_size: int = typer.Option(None, "--batch-size", help="Questions per generate call (evaluation.batch_size)."),
     seed: int = typer.Option(None, "--seed", help="Sampling seed (evaluation.seed); one result file per seed."),
+    seeds: str = typer.Option(None, "--seeds", help="Several seeds in one pass, e.g. 0,1,2 or 0-4 (evaluation.seeds; "
+                              "replaces --seed): clips decoded and vision computed once for all; one file per seed."),
     answer_type: str = typer.Option(None, "--answer-type", help="reasoning | letter"),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip questions already recorded."),
     retry_errors: bool = typer.Option(None, "--retry-errors", help="On resume, ask the error records (missing or "
@@ -42,8 +44,25 @@ def eval_command(
     eval_from_cli(
         benchmarks=benchmarks or [], config=config, overrides=overrides or [], model=model, backend=backend,
         data_dir=data_dir, results_dir=results_dir, limit=limit, batch_size=batch_size, seed=seed,
+        seeds=parse_seeds(seeds) if seeds is not None else None,
         answer_type=answer_type, resume=resume, retry_errors=retry_errors, nproc_per_node=nproc_per_node,
         nnodes=nnodes, node_rank=node_rank, rdzv_endpoint=rdzv_endpoint, rdzv_id=rdzv_id, wandb_project=wandb_project,
         lm_eval_tasks=[t.strip() for t in lm_eval_tasks.split(",") if t.strip()] if lm_eval_tasks else None,
         lm_eval_include=str(lm_eval_include) if lm_eval_include else None,
     )
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``0,1,2`` or ``0-4`` (both ends included), or a mix: ``0-2,7``."""
+    from reasonkit.errors import ConfigError
+
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        low, dash, high = part.partition("-") if not part.startswith("-") else (part, "", "")
+        try:
+            seeds += list(range(int(low), int(high) + 1)) if dash else [int(part)]
+        except ValueError:
+            raise ConfigError(f"--seeds {text!r}: expected seeds like 0,1,2 or 0-4") from None
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds {text!r}: expected one or more distinct seeds like 0,1,2 or 0-4")
+    return seeds

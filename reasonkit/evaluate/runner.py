@@ -49,8 +49,8 @@ def resolve_config(benchmarks: list[str], config: str | None, overrides: list[st
         path = preset_path(benchmarks[0])
     flag_keys = {"model": "model.model_name", "backend": "model.backend", "data_dir": "data_dir",
                  "results_dir": "results_dir", "limit": "evaluation.limit", "batch_size": "evaluation.batch_size",
-                 "seed": "evaluation.seed", "answer_type": "evaluation.answer_type", "resume": "evaluation.resume",
-                 "retry_errors": "evaluation.retry_errors"}
+                 "seed": "evaluation.seed", "seeds": "evaluation.seeds", "answer_type": "evaluation.answer_type",
+                 "resume": "evaluation.resume", "retry_errors": "evaluation.retry_errors"}
     flag_overrides = [f"{flag_keys[k]}={json.dumps(str(v) if isinstance(v, Path) else v)}"
                       for k, v in flags.items() if v is not None]
     base: dict[str, Any] = {"datasets": list(benchmarks)} if benchmarks else {}
@@ -138,17 +138,26 @@ def run_or_launch(cfg: EvalConfig, launch: dict[str, Any]) -> list[ResultStore] 
 
 
 def stores_of(cfg: EvalConfig, fingerprint: str | None = None) -> list[ResultStore]:
-    """The result store of each benchmark of ``cfg``."""
+    """The result store of each (benchmark, seed) of ``cfg``, benchmark-major."""
     from reasonkit.backends.loading import model_fingerprint
 
     fingerprint = fingerprint or model_fingerprint(cfg.model.model_name)
     e = cfg.evaluation
-    return [ResultStore.for_run(cfg.results_dir, cfg.model.model_name, fingerprint, name, e.answer_type, e.seed)
-            for name in cfg.datasets]
+    return [ResultStore.for_run(cfg.results_dir, cfg.model.model_name, fingerprint, name, e.answer_type, seed)
+            for name in cfg.datasets for seed in e.seed_list()]
 
 
-
-
+def per_seed_configs(cfg: EvalConfig) -> list[EvalConfig]:
+    """One config per seed of the run, each exactly what ``--seed k`` alone would resolve to (so its records,
+    manifest and config hash are a single-seed run's, and either kind of run resumes the other)."""
+    if cfg.evaluation.seeds is None:
+        return [cfg]
+    out = []
+    for seed in cfg.evaluation.seeds:
+        one = cfg.model_copy(update={"evaluation": cfg.evaluation.model_copy(update={"seed": seed, "seeds": None})})
+        one._set_keys = cfg._set_keys
+        out.append(one)
+    return out
 
 
 # ------------------------------------------------------------------------------------------------- runner
@@ -200,36 +209,59 @@ def _run_benchmarks(cfg, backend, factory, model, fingerprint, benchmarks, sampl
     from reasonkit.families import detect_family, frame_spec_for
 
     family = detect_family(model, cfg.model.revision)  # after the backend loaded it: a hub id is cached by now
-    stores = []
-    for (name, bench), store in zip(benchmarks.items(), stores_of(cfg, fingerprint)):
+    seeds = per_seed_configs(cfg)
+    stores = iter(stores_of(cfg, fingerprint))
+    written = []
+    for name, bench in benchmarks.items():
         spec = frame_spec_for(cfg.frames.to_spec(bench.frame_spec) if cfg.frames else bench.frame_spec, family)
-        manifest = eval_manifest(cfg, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
-        if group is not None:  # rank 0 prepares the store and splits the questions left by clip
-            store, todo = shard.plan(group, store, manifest, samples[name], resume=cfg.evaluation.resume,
-                                     retry_errors=cfg.evaluation.retry_errors)
-        else:
-            done = store.open(manifest, resume=cfg.evaluation.resume)
-            if cfg.evaluation.retry_errors and cfg.evaluation.resume and store.drop_error_records():
-                done = store.recorded_ids()
-            todo = [s for s in samples[name] if s.id not in done]
-        _evaluate(todo, name, spec, cfg, backend, scorers, store, progress=progress)
-        if group is None:  # ranks share the manifest: the launching process writes the merged usage
-            record_usage(store, cfg)
-        stores.append(store)
-    return stores
+        runs = []  # (store, config, questions left) per seed
+        for one in seeds:
+            store = next(stores)
+            manifest = eval_manifest(one, name, spec, fingerprint, len(samples[name]), cfg.model.backend)
+            if group is not None:  # rank 0 prepares the store and splits the questions left by clip
+                store, todo = shard.plan(group, store, manifest, samples[name], resume=cfg.evaluation.resume,
+                                         retry_errors=cfg.evaluation.retry_errors)
+            else:
+                done = store.open(manifest, resume=cfg.evaluation.resume)
+                if cfg.evaluation.retry_errors and cfg.evaluation.resume and store.drop_error_records():
+                    done = store.recorded_ids()
+                todo = [s for s in samples[name] if s.id not in done]
+            runs.append(SeedRun(store, one, {s.id for s in todo}))
+        _evaluate(samples[name], runs, name, spec, cfg, backend, scorers, progress=progress)
+        for run in runs:
+            if group is None:  # ranks share the manifest: the launching process writes the merged usage
+                record_usage(run.store, run.cfg)
+            written.append(run.store)
+    return written
+
+
+@dataclasses.dataclass
+class SeedRun:
+    store: ResultStore
+    cfg: EvalConfig  # this seed's config (evaluation.seed = the seed)
+    todo: set[str]  # ids of the questions it still needs
 
 
 def _limit(samples: list[Sample], limit: int | None) -> list[Sample]:
     return samples[:limit] if limit else samples
 
 
-def _evaluate(todo, name, spec, cfg, backend, scorers, store, *, progress: bool) -> None:
-    batches = [todo[i:i + cfg.evaluation.batch_size] for i in range(0, len(todo), cfg.evaluation.batch_size)]
+def _evaluate(samples: list[Sample], runs: list[SeedRun], name, spec, cfg, backend, scorers, *,
+              progress: bool) -> None:
+    """Every question some seed still needs, in batches of ``batch_size`` questions: a clip is decoded once and
+    asked once per seed that needs it, all in one backend call (a backend shares the clip's vision work and the
+    prompt's prefill across the seeds); each seed's records go to its own store."""
+    todo = [s for s in samples if any(s.id in run.todo for run in runs)]
+    size = cfg.evaluation.batch_size
+    batches = [todo[i:i + size] for i in range(0, len(todo), size)]
     decoded = prefetch(lambda batch: _decode_batch(batch, spec), batches, ahead=1)  # the next batch decodes
-    with _progress(name, len(todo), enabled=progress) as bar:
+    with _progress(name, sum(len(run.todo) for run in runs), enabled=progress) as bar:
         for batch, frames in zip(batches, decoded):
-            store.append(_run_batch(batch, frames, spec, cfg, backend, scorers))
-            bar(len(batch))
+            jobs = [(s, f, run) for s, f in zip(batch, frames) for run in runs if s.id in run.todo]
+            records = _run_batch([(s, f, run.cfg) for s, f, run in jobs], spec, backend, scorers)
+            for run in runs:
+                run.store.append([r for (_, _, owner), r in zip(jobs, records) if owner is run])
+            bar(len(jobs))
 
 
 def _decode_batch(batch: list[Sample], spec: FrameSpec) -> list[Any]:
@@ -246,26 +278,29 @@ def _decode_batch(batch: list[Sample], spec: FrameSpec) -> list[Any]:
     return out
 
 
-def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[dict[str, Any]]:
-    answer_type = cfg.evaluation.answer_type
-    ok = [(s, f) for s, f in zip(batch, frames) if not isinstance(f, Exception)]
-    records = {s.id: error_record(s, f, spec, cfg) for s, f in zip(batch, frames) if isinstance(f, Exception)}
+def _run_batch(jobs: list[tuple[Sample, Any, EvalConfig]], spec, backend, scorers) -> list[dict[str, Any]]:
+    """One record per (question, its frames or the error decoding them, the config of its seed), in order."""
+    ok = [i for i, (_, f, _) in enumerate(jobs) if not isinstance(f, Exception)]
+    records: dict[int, dict[str, Any]] = {i: error_record(s, f, spec, c) for i, (s, f, c) in enumerate(jobs)
+                                          if isinstance(f, Exception)}
     if ok:
-        requests = [_request(s, f, cfg) for s, f in ok]
+        requests = [_request(jobs[i][0], jobs[i][1], jobs[i][2]) for i in ok]
+        answer_type = jobs[ok[0]][2].evaluation.answer_type
+        max_retries = jobs[ok[0]][2].generation.max_retries
         start = time.perf_counter()
-        outputs, retries, tokens, usage = generate_with_retries(backend, requests, [s for s, _ in ok], scorers[0],
-                                                                answer_type, cfg.generation.max_retries)
+        outputs, retries, tokens, usage = generate_with_retries(backend, requests, [jobs[i][0] for i in ok],
+                                                                scorers[0], answer_type, max_retries)
         per_sample = (time.perf_counter() - start) / len(ok)
-        for (sample, frame), request, output, n_retry, n_tok, use in zip(ok, requests, outputs, retries, tokens,
-                                                                        usage):
+        for i, request, output, n_retry, n_tok, use in zip(ok, requests, outputs, retries, tokens, usage):
+            sample, frame, cfg = jobs[i]
             if use.get("error"):  # the backend's request finally failed (API): an error record, asked again on
-                records[sample.id] = {**error_record(sample, use["error"], spec, cfg), "retries": n_retry,
-                                      "usage": use["usage"]}  # --retry-errors
+                records[i] = {**error_record(sample, use["error"], spec, cfg), "retries": n_retry,
+                              "usage": use["usage"]}  # --retry-errors
                 continue
             judgements = {sc.name: sc.score(output, sample, answer_type) for sc in scorers}
             primary = judgements[scorers[0].name]
             extracted = {j.extracted for j in judgements.values()}
-            records[sample.id] = {
+            records[i] = {
                 **base_record(sample, spec, cfg), "status": "ok", "error": None,
                 "prompt_hash": prompt_hash(request, spec),
                 "frame_timestamps": frame.timestamps, "sampled_fps": round(frame.fps, 6),
@@ -277,7 +312,7 @@ def _run_batch(batch, frames, spec, cfg: EvalConfig, backend, scorers) -> list[d
                 "retries": n_retry, "output_tokens": n_tok, "seconds": round(per_sample, 4),
                 "usage": use["usage"],
             }
-    return [records[s.id] for s in batch]
+    return [records[i] for i in range(len(jobs))]
 
 
 def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sample], scorer, answer_type: str,
@@ -307,27 +342,9 @@ def generate_with_retries(backend, requests: list[GenRequest], samples: list[Sam
     return outputs, retries, tokens, usage
 
 
-
-
-
-
-
-
-
-
 def _request(sample: Sample, frames, cfg: EvalConfig) -> GenRequest:
     sampling = effective_generation(cfg).sampling(seed=cfg.evaluation.seed)
     return GenRequest.of(build_messages(sample, cfg.evaluation.answer_type), frames, sampling)
-
-
-
-
-
-
-
-
-
-
 
 
 @contextlib.contextmanager

@@ -39,22 +39,28 @@ def engine_for(backend):
 
 
 def generate(backend, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
+    import json
+
     import torch
 
     from reasonkit.backends.hf import trim_completion
-    from reasonkit.generation.prompts import encode, frames_key
+    from reasonkit.generation.prompts import EncodedPrompt, encode, frames_key
     from reasonkit.generation.sampling import row_seed
     from reasonkit.generation.state import RowSettings
 
     engine = engine_for(backend)
     processor = backend.processor
     keys: dict[int, str] = {}  # one hash per Frames object of the call
+    encoded: dict[tuple, EncodedPrompt] = {}  # requests asking the same thing (seeds of an eval) share one prompt
     rows, spans = [], []
     for r in requests:
         key = None
         if r.frames is not None:
             key = keys.setdefault(id(r.frames), frames_key(r.frames))
-        prompt = encode(processor, r.messages, r.frames, key=key)
+        same = (key, json.dumps(r.messages, sort_keys=True, default=repr))
+        prompt = encoded.get(same)
+        if prompt is None:
+            prompt = encoded[same] = encode(processor, r.messages, r.frames, key=key)
         budget = max(1, min(r.max_tokens, (backend.max_length or 10**9) - prompt.length))
         seed = r.seed if r.seed is not None else int(torch.randint(0, 2**62, ()))
         spans.append((len(rows), r.n, prompt.length))

@@ -119,7 +119,11 @@ class Engine:
     # ------------------------------------------------------------------------------------------- public
     def generate(self, rows: list[tuple[EncodedPrompt, RowSettings]]) -> list[RowOutput]:
         """Completions for (prompt, settings) rows; rows sharing one prompt object are prefilled once."""
-        order = sorted(range(len(rows)), key=lambda i: rows[i][0].length)  # stable: a prompt's rows stay together
+        first: dict[int, int] = {}
+        for i, (prompt, _) in enumerate(rows):
+            first.setdefault(id(prompt), i)
+        order = sorted(range(len(rows)), key=lambda i: (rows[i][0].length, first[id(rows[i][0])]))  # a prompt's
+        # rows together, so they share one prefill
         results: list[RowOutput | None] = [None] * len(rows)
         for start in range(0, len(order), self.max_batch):
             chunk = order[start:start + self.max_batch]
