@@ -139,6 +139,27 @@ def test_seeded_completions_do_not_depend_on_batch_neighbours(family):
     assert again[1].token_ids == alone and again[0].token_ids != alone
 
 
+def test_a_small_bucket_budget_splits_batches_without_changing_outputs(family):
+    """With room for the buckets of only a few rows, a crowd runs as several smaller batches (and held buckets
+    are evicted to stay within the budget), with the same tokens as one batch."""
+    from reasonkit.generation import RowSettings, encode
+    from reasonkit.generation.engine import bucket_length, bucket_rows
+    from reasonkit.generation.state import BatchState
+
+    assert [bucket_rows(n, 256) for n in (1, 3, 32, 33, 40, 160, 161, 300)] == [1, 4, 32, 64, 64, 160, 192, 300]
+    model, processor, frames = family
+    prompts = [encode(processor, messages(q), f) for q, f in zip(QUESTIONS, frames * 2)]
+    rows = [(p, RowSettings(max_tokens=12, temperature=1.0, seed=s)) for p in prompts for s in range(3)]
+    together = make_engine(model, processor).generate(rows)
+    cfg, vocab = model.model.language_model.config, model.lm_head.out_features
+    length = bucket_length(max(p.length for p in prompts) + 12)
+    budget = BatchState.bytes_for(cfg, 4, length, vocab, torch.float32)  # 4 rows of the longest prompt
+    small = make_engine(model, processor, cache_bytes=budget)
+    apart = small.generate(rows)
+    assert [o.token_ids for o in apart] == [o.token_ids for o in together]
+    assert all(key[0] <= 4 for key in small.states) and sum(st.nbytes for st in small.states.values()) <= budget
+
+
 def chi_square_p(observed: dict[int, int], probs: torch.Tensor, n: int) -> float:
     """Pearson's goodness-of-fit p-value of token counts against ``probs``; cells expected < 5 pooled."""
     expected = probs * n

@@ -6,6 +6,10 @@ the same model and inputs, as plain_hf_baseline.py's `infer` and `grpo` sections
           the first batch vs a steady one with the compile/capture cost reported apart, greedy-token agreement
   vision  the vision tower over 32 such clips: transformers in one call vs the engine's vision cache (cold)
   grpo    3B shape, 4 prompts x 8 completions x 256 tokens (8 frames of 448x448), T = 1: one rollout, both ways
+  seeds   7B shape, a real `reasonkit eval` (runner, mp4 decoding, processor, records) of 32 questions on 16 clips
+          (16 frames of 448x448 each), sampled as the presets (T 0.6, top-p 0.95), --seed-tokens new tokens, batch
+          32, no retries (random weights never parse): 1 seed vs --seeds 0-4 in one pass, wall time, cold (the
+          process's first run of that size: compile included) and warm
 
   python3 bench/gpu/generate.py --sections eval,vision,grpo --batches 1,8,32 [--mode reduce-overhead|cuda-graph]
   python3 bench/gpu/generate.py --tiny      # CPU dry run of the plumbing (tiny shapes, eager engine)
@@ -198,6 +202,9 @@ def sec_eval(args, device) -> None:
         if device == "cuda":
             torch.cuda.empty_cache()
     res["warmup_s"] = engine.warmup_s
+    if args.profile and "eval" in args.sections and fits(60, args):
+        batch, prompts = clip_inputs(model, args.batches[-1], frames, size, seed=args.batches[-1])
+        profile_decode(engine, [(p, RowSettings(max_tokens=32, min_tokens=32)) for p in prompts], args.out)
     if "vision" in args.sections and fits(30, args):
         sec_vision(args, model, engine, frames, size)
     engine.release()
@@ -258,6 +265,113 @@ def sec_grpo(args, device) -> None:
     save(args.out)
 
 
+def write_benchmark(root: Path, clips: int, per_clip: int, size: int, seconds: int = 4) -> Path:
+    """An upstream-layout robovqa of ``clips`` mp4s (size x size, 8 fps, a moving bar over noise) with
+    ``per_clip`` questions each."""
+    import av
+    import numpy as np
+
+    bench = root / "benchmark" / "robovqa"
+    (bench / "clips").mkdir(parents=True, exist_ok=True)
+    entries = []
+    for c in range(clips):
+        rng = np.random.default_rng(c)
+        base = rng.integers(0, 60, size=(size, size, 3), dtype=np.uint8)
+        with av.open(str(bench / "clips" / f"c{c}.mp4"), "w") as container:
+            stream = container.add_stream("libx264", rate=8)
+            stream.width = stream.height = size
+            stream.pix_fmt = "yuv420p"
+            for i in range(8 * seconds):
+                frame = base.copy()
+                x = (i * size) // (8 * seconds)
+                frame[:, x:x + size // 16] = 255
+                for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                    container.mux(packet)
+            for packet in stream.encode():
+                container.mux(packet)
+        entries.append({"video": f"clips/c{c}.mp4", "qa_pairs": [
+            {"question": f"Question {q} about clip {c}: which way does the bar move?",
+             "index2ans": {"A": "left", "B": "right"}, "answer": "B"} for q in range(per_clip)]})
+    (bench / "robovqa_benchmark_qa_pairs.json").write_text(json.dumps(entries))
+    return root
+
+
+def sec_seeds(args, device) -> None:
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.config import EvalConfig, load_config
+    from reasonkit.evaluate.runner import run_eval
+    from reasonkit.synth.model import build_processor
+
+    tiny = args.tiny
+    shape = "tiny" if tiny else "qwen2.5-vl-7b"
+    size, new, clips = (56, 8, 4) if tiny else (448, args.seed_tokens, 16)
+    model, tok = build(shape, device)
+    import tempfile
+
+    work = Path(tempfile.mkdtemp(prefix="rk-seeds-"))
+    folder = work / "model"  # names the run (result paths, fingerprint, family); the weights stay in memory
+    model.config.save_pretrained(folder)
+    build_processor(tok).save_pretrained(folder)
+    from safetensors.torch import save_file
+
+    save_file({"lm_head.weight": model.lm_head.weight[:8].contiguous().cpu()}, str(folder / "model.safetensors"))
+    data = write_benchmark(work / "data", clips, 2, size)
+    backend = HFBackend.from_model(model, build_processor(tok))
+    r = RESULTS.setdefault("seeds", {"shape": shape, "questions": 2 * clips, "clips": clips, "new_tokens": new,
+                                     "frames": 16, "size": size, "runs": {}})
+
+    def run(label: str, seeds: str) -> None:
+        engine = getattr(backend, "_generation_engine", None)  # one engine for all runs: "cold" = first of a size
+        if engine is not None:
+            engine.vision.clear()  # every run pays its own vision tower
+        cfg = load_config(EvalConfig, None, [
+            f"model.model_name={folder}", f"data_dir={data}", f"results_dir={work / label}",
+            "evaluation.batch_size=32", "evaluation.answer_type=reasoning", f"generation.max_tokens={new}",
+            "generation.max_retries=0", "generation.temperature=0.6", "generation.top_p=0.95", seeds,
+            "frames.fps=4", "frames.min_frames=16", "frames.max_frames=16", f"frames.min_pixels={size * size}",
+            f"frames.max_pixels={size * size}"], base={"datasets": ["robovqa"]})
+        dt, stores = timed(run_eval, cfg, backend=backend, progress=False)
+        records = sum(len(s.records()) for s in stores)
+        tokens = sum(rec["output_tokens"] for s in stores for rec in s.records())
+        r["runs"][label] = {"s": dt, "records": records, "output_tokens": tokens, "tok_s": tokens / dt}
+        log(f"seeds {label}: {dt:.1f}s, {records} records, {tokens / dt:.0f} output tok/s")
+        save(args.out)
+
+    try:
+        for label, seeds in (("cold-1seed", "evaluation.seed=0"), ("cold-5seeds", "evaluation.seeds=[0,1,2,3,4]"),
+                             ("warm-1seed", "evaluation.seed=0"), ("warm-5seeds", "evaluation.seeds=[0,1,2,3,4]")):
+            if r["runs"] and not fits(3 * max(x["s"] for x in r["runs"].values()), args):
+                r["note"] = f"{label} skipped: budget"
+                break
+            run(label, seeds)
+        runs = r["runs"]
+        if "warm-5seeds" in runs:
+            r["warm_ratio"] = runs["warm-5seeds"]["s"] / runs["warm-1seed"]["s"]
+        if "cold-5seeds" in runs:
+            r["cold_ratio"] = runs["cold-5seeds"]["s"] / runs["cold-1seed"]["s"]
+        r["warmup_s"] = backend._generation_engine.warmup_s
+        log(f"seeds: 5 seeds / 1 seed = {r.get('warm_ratio', float('nan')):.2f} warm, "
+            f"{r.get('cold_ratio', float('nan')):.2f} cold (each size's compile in its first run)")
+    except Exception as exc:  # noqa: BLE001
+        r["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
+        log(f"seeds failed: {r['error']}")
+    save(args.out)
+    backend.close()
+    gc.collect()
+
+
+def profile_decode(engine, rows, out: Path) -> None:
+    """The CUDA kernels of one batch on an already warm bucket (torch.profiler), top 20 by time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+        engine.generate(rows)
+        sync()
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=20, max_name_column_width=90)
+    (out / "profile_decode.txt").write_text(table)
+    print(table, flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="eval,vision,grpo")
@@ -266,11 +380,19 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--budget-s", type=float, default=560)
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--seed-tokens", type=int, default=512, help="seeds section: new tokens per answer")
+    ap.add_argument("--inductor-tuning", action="store_true",
+                    help="torch._inductor.config.coordinate_descent_tuning for the compiled decode step")
+    ap.add_argument("--profile", action="store_true", help="eval: profile the decode of the last batch size")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/bench-out")))
     args = ap.parse_args()
     args.sections = args.sections.split(",")
     args.batches = [int(b) for b in args.batches.split(",")]
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    if args.inductor_tuning:
+        import torch._inductor.config as inductor
+
+        inductor.coordinate_descent_tuning = True
     if args.tiny:
         torch.set_num_threads(min(2, torch.get_num_threads()))
     import transformers
@@ -281,6 +403,8 @@ def main() -> None:
         sec_eval(args, device)
     if "grpo" in args.sections and fits(120 if not args.tiny else 5, args):
         sec_grpo(args, device)
+    if "seeds" in args.sections and fits(120 if not args.tiny else 5, args):
+        sec_seeds(args, device)
     save(args.out)
     summary(args.out)
 
@@ -294,6 +418,10 @@ def summary(out: Path) -> None:
     v = RESULTS.get("vision")
     if v:
         print(f"vision {v['clips']} clips: transformers {v['transformers_s']:.2f}s  engine {v['engine_cold_s']:.2f}s")
+    sd = RESULTS.get("seeds")
+    if sd:
+        print("seeds: " + "  ".join(f"{k} {v['s']:.1f}s" for k, v in sd["runs"].items())
+              + f"  5/1 warm {sd.get('warm_ratio', 0):.2f} cold {sd.get('cold_ratio', 0):.2f} {sd.get('error', '')}")
     g = RESULTS.get("grpo")
     if g:
         print(f"grpo rollout 4x8x{g['new_tokens']}: generate {g.get('generate_s', 0):.2f}s  engine "

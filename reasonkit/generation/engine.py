@@ -1,6 +1,6 @@
 """The generation engine: transformers' model code and weights, reasonkit's decode loop around them.
 
-Per batch (rows grouped by prompt length, so little padding):
+Per batch (rows grouped by prompt length, so little padding; as many rows as the bucket-buffer budget holds):
 
 1. vision features from the :class:`VisionCache` (one tower pass per distinct clip);
 2. prefill through the language model's own forward — inputs_embeds with the clips' features scattered in (and
@@ -64,9 +64,13 @@ def flags_for(settings: list[RowSettings]) -> Flags:
 
 
 def bucket_rows(n: int, max_batch: int) -> int:
+    """Row buckets 1, 2, 4, ..., 32, then multiples of 32 (each bucket is a compile on CUDA; past 32 rows a
+    power of two would leave up to half the rows idle)."""
     b = 1
-    while b < n:
+    while b < n and b < 32:
         b *= 2
+    if b < n:
+        b = -(-n // 32) * 32
     return min(b, max_batch) if n <= max_batch else n
 
 
@@ -80,9 +84,9 @@ def bucket_length(n: int, step: int = 256, ratio: float = 1.25) -> int:
 
 
 class Engine:
-    def __init__(self, model, *, pad_id: int, eos_ids: list[int], mode: str = "auto", max_batch: int = 32,
+    def __init__(self, model, *, pad_id: int, eos_ids: list[int], mode: str = "auto", max_batch: int = 256,
                  prefill_tokens: int = 32768, check_every: int = 8, vision_cache_bytes: int | None = None,
-                 max_states: int = 4):
+                 max_states: int = 4, cache_bytes: int | None = None):
         if mode not in MODES:
             raise ValueError(f"engine mode {mode!r}: one of {', '.join(MODES)}")
         self.model, self.pad_id, self.eos_ids = model, pad_id, list(eos_ids)
@@ -94,6 +98,7 @@ class Engine:
         cuda = self.device.type == "cuda"
         self.vision = VisionCache(model, max_bytes=vision_cache_bytes or ((4 << 30) if cuda else (256 << 20)))
         self.max_states = max_states
+        self.cache_bytes = cache_bytes  # None: what the device has free (see _budget)
         self.states: OrderedDict[tuple[int, int], BatchState] = OrderedDict()
         self.steps: dict[tuple, object] = {}
         self.warmup_s: dict[str, float] = {}  # per (bucket, flags): compile + capture time, paid once
@@ -125,16 +130,39 @@ class Engine:
         order = sorted(range(len(rows)), key=lambda i: (rows[i][0].length, first[id(rows[i][0])]))  # a prompt's
         # rows together, so they share one prefill
         results: list[RowOutput | None] = [None] * len(rows)
-        for start in range(0, len(order), self.max_batch):
-            chunk = order[start:start + self.max_batch]
-            for i, out in zip(chunk, self._run_batch([rows[i] for i in chunk])):
+        budget, start = self._budget(), 0
+        while start < len(order):
+            take = min(self.max_batch, len(order) - start)
+            while take > 1 and self._bucket_bytes([rows[i] for i in order[start:start + take]]) > budget:
+                take = (take + 1) // 2  # the KV cache of this many rows would not fit: fewer rows per batch
+            chunk = order[start:start + take]
+            for i, out in zip(chunk, self._run_batch([rows[i] for i in chunk], budget)):
                 results[i] = out
+            start += take
         return results
+
+    def _bucket_bytes(self, rows: list[tuple[EncodedPrompt, RowSettings]]) -> int:
+        length = bucket_length(max(p.length for p, _ in rows) + max(s.max_tokens for _, s in rows))
+        return BatchState.bytes_for(self.lm.config, bucket_rows(len(rows), self.max_batch), length,
+                                    self.head.out_features, self.dtype)
+
+    def _budget(self) -> int:
+        """Bytes the bucket buffers may take: ``cache_bytes`` if given; on CUDA 60% of what is free now (the
+        buckets this engine already holds count as free: they are evicted first), leaving room for the prefill's
+        activations and for whatever else the process holds (a trainer's optimizer); on CPU 4 GiB."""
+        if self.cache_bytes is not None:
+            return self.cache_bytes
+        if self.device.type != "cuda":
+            return 4 << 30
+        free, _ = torch.cuda.mem_get_info(self.device)
+        idle = torch.cuda.memory_reserved(self.device) - torch.cuda.memory_allocated(self.device)
+        return int(0.6 * (free + idle + sum(st.nbytes for st in self.states.values())))
 
     def warm_up(self, rows: int, prompt_len: int, settings: RowSettings) -> float:
         """Allocate the bucket that ``rows`` prompts of ``prompt_len`` tokens with these settings use, and compile /
         capture its decode step now (what a server does at start); returns the seconds it took (0 if done)."""
-        st = self._state(bucket_rows(rows, self.max_batch), bucket_length(prompt_len + settings.max_tokens))
+        st = self._state(bucket_rows(rows, self.max_batch), bucket_length(prompt_len + settings.max_tokens),
+                         self._budget())
         start = time.perf_counter()
         with torch.inference_mode(), engine_attention(self.lm.config):
             self._step(st, flags_for([settings] * rows))
@@ -147,7 +175,7 @@ class Engine:
         self.vision.clear()
 
     # ------------------------------------------------------------------------------------------- a batch
-    def _run_batch(self, rows: list[tuple[EncodedPrompt, RowSettings]]) -> list[RowOutput]:
+    def _run_batch(self, rows: list[tuple[EncodedPrompt, RowSettings]], budget: int) -> list[RowOutput]:
         uniq: dict[int, int] = {}
         prompts: list[EncodedPrompt] = []
         for prompt, _ in rows:
@@ -160,7 +188,7 @@ class Engine:
         prompt_len = batch["input_ids"].shape[1]
         new = max(s.max_tokens for s in settings)
         n = len(rows)
-        st = self._state(bucket_rows(n, self.max_batch), bucket_length(prompt_len + new))
+        st = self._state(bucket_rows(n, self.max_batch), bucket_length(prompt_len + new), budget)
         new = min(new, st.length - prompt_len)
         flags = flags_for(settings)
         if self.mode != "eager":
@@ -224,15 +252,19 @@ class Engine:
         return torch.cat(logits)
 
     # ------------------------------------------------------------------------------------------- buckets
-    def _state(self, rows: int, length: int) -> BatchState:
+    def _state(self, rows: int, length: int, budget: int) -> BatchState:
         key = (rows, length)
         if key in self.states:
             self.states.move_to_end(key)
             return self.states[key]
-        while len(self.states) >= self.max_states:  # the least recently used bucket and its captured steps go
+        cfg = self.lm.config
+        need = BatchState.bytes_for(cfg, rows, length, self.head.out_features, self.dtype)
+        # the least recently used buckets (and their captured steps) go, to hold at most max_states buckets
+        # within the budget
+        while self.states and (len(self.states) >= self.max_states
+                               or need + sum(st.nbytes for st in self.states.values()) > budget):
             old, _ = self.states.popitem(last=False)
             self.steps = {k: v for k, v in self.steps.items() if k[:2] != old}
-        cfg = self.lm.config
         self.states[key] = BatchState(model_cfg=cfg, batch=rows, length=length, vocab=self.head.out_features,
                                       eos_ids=self.eos_ids, pad_id=self.pad_id, dtype=self.dtype,
                                       device=self.device)

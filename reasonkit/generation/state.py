@@ -65,7 +65,18 @@ class BatchState:
 
     @property
     def nbytes(self) -> int:
-        return self.cache.nbytes + self.counts.numel() * 5  # counts (float32) + prompt_seen (bool)
+        return self.cache.nbytes + self.batch * self.row_extra_bytes(self.length, self.vocab)
+
+    @staticmethod
+    def bytes_for(model_cfg, batch: int, length: int, vocab: int, dtype: torch.dtype) -> int:
+        """Device bytes of a bucket of ``batch`` rows x ``length`` columns, before allocating it."""
+        head_dim = getattr(model_cfg, "head_dim", None) or model_cfg.hidden_size // model_cfg.num_attention_heads
+        kv = 2 * model_cfg.num_hidden_layers * model_cfg.num_key_value_heads * head_dim * length * dtype.itemsize
+        return batch * (kv + BatchState.row_extra_bytes(length, vocab))
+
+    @staticmethod
+    def row_extra_bytes(length: int, vocab: int) -> int:
+        return vocab * 5 + length * 13  # counts (float32) + prompt_seen (bool); out, logprobs, valid
 
     def reset(self, settings: list[RowSettings], prompt_mask: torch.Tensor, prompt_ids: torch.Tensor,
               last_positions: torch.Tensor) -> None:
