@@ -96,11 +96,22 @@ def warped_scores(scores: torch.Tensor, st, flags: Flags) -> torch.Tensor:
         scores = scores.masked_fill(scores < kth, float("-inf"))
     if flags.top_p:
         ordered, order = torch.sort(scores, descending=False, dim=-1)
-        cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
+        cumulative = blocked_cumsum(ordered.softmax(dim=-1))
         drop = cumulative <= (1 - st.top_p)[:, None]
         drop[:, -1] = False  # keep at least the most likely token
         scores = scores.masked_fill(drop.scatter(1, order, drop), float("-inf"))
     return scores
+
+
+def blocked_cumsum(x: torch.Tensor, block: int = 1024) -> torch.Tensor:
+    """``x.cumsum(-1)`` of a ``[rows, n]`` tensor as two short scans (within blocks, then over block totals):
+    inductor's one long split scan over a 150k vocabulary fails to compile at some batch sizes (torch 2.11)."""
+    rows, n = x.shape
+    pad = -n % block
+    blocks = torch.nn.functional.pad(x, (pad, 0)).view(rows, -1, block)  # zeros in front change no later sum
+    inner = blocks.cumsum(-1)
+    totals = inner[..., -1]
+    return (inner + (totals.cumsum(-1) - totals)[..., None]).view(rows, -1)[:, pad:]
 
 
 def select_tokens(logits: torch.Tensor, st, flags: Flags) -> tuple[torch.Tensor, torch.Tensor]:
