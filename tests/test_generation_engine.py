@@ -379,21 +379,12 @@ def test_gqa_decode_attention_takes_kernel_layouts(monkeypatch):
     assert torch.allclose(out, expected, atol=1e-6)
 
 
-@pytest.mark.parametrize("additive", [False, True])
-def test_flex_decode_equals_grouped_sdpa(additive):
-    """The small-batch CUDA decode path (flex attention, run here by its CPU implementation): the same output as
-    transformers' sdpa with K/V heads repeated, for a bool and an additive left-padding mask."""
-    from reasonkit.generation.attention import flex_decode
+def test_top_p_cumulative_sum_equals_cumsum_at_vocabulary_sizes():
+    """The two-scan cumulative sum top-p uses (see sampling.blocked_cumsum) equals torch.cumsum, block multiples
+    or not, up to float32 summation order."""
+    from reasonkit.generation.sampling import blocked_cumsum
 
     torch.manual_seed(0)
-    batch, heads, kv_heads, length, dim = 3, 28, 4, 256, 16
-    query = torch.randn(batch, heads, 1, dim)
-    key, value = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
-    mask = torch.ones(batch, 1, 1, length, dtype=torch.bool)
-    mask[0, ..., :100] = False
-    mask[2, ..., 200:] = False  # not yet written cache columns
-    expected = torch.nn.functional.scaled_dot_product_attention(
-        query, key.repeat_interleave(heads // kv_heads, 1), value.repeat_interleave(heads // kv_heads, 1),
-        attn_mask=mask)
-    given = torch.where(mask, 0.0, float("-inf")) if additive else mask
-    torch.testing.assert_close(flex_decode(query, key, value, given, None), expected, atol=1e-5, rtol=1e-5)
+    for n in (7, 1024, 3000, 151936):
+        probs = torch.rand(3, n).softmax(-1)
+        torch.testing.assert_close(blocked_cumsum(probs), probs.cumsum(-1), atol=1e-6, rtol=0)

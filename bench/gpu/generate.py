@@ -383,18 +383,12 @@ def main() -> None:
     ap.add_argument("--seed-tokens", type=int, default=512, help="seeds section: new tokens per answer")
     ap.add_argument("--inductor-tuning", action="store_true",
                     help="torch._inductor.config.coordinate_descent_tuning for the compiled decode step")
-    ap.add_argument("--flex-max-batch", type=int, default=None,
-                    help="rows up to which the compiled decode uses flex attention (0: SDPA only)")
     ap.add_argument("--profile", action="store_true", help="eval: profile the decode of the last batch size")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/bench-out")))
     args = ap.parse_args()
     args.sections = args.sections.split(",")
     args.batches = [int(b) for b in args.batches.split(",")]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.flex_max_batch is not None:
-        from reasonkit.generation import attention
-
-        attention.FLEX_DECODE_MAX_BATCH = args.flex_max_batch
     if args.inductor_tuning:
         import torch._inductor.config as inductor
 

@@ -5,10 +5,7 @@ transformers' ``sdpa`` path repeats the K/V heads of a GQA model to the query-he
 ``transformers.integrations.sdpa_attention.use_gqa_in_sdpa``): with a static cache that copies the whole cache in
 every layer of every decode step (7B: 7x the K/V bytes). Here:
 
-- decode (one query token) of a small batch inside the compiled CUDA step: flex attention's decoding kernel, which
-  splits the cache length over thread blocks (SDPA's kernels run one block per K/V head and row: 4 blocks for a
-  7B row on a 132-SM GPU) and takes GQA natively;
-- any other decode: the ``G = heads / kv_heads`` query heads that share a K/V head are folded into the
+- decode (one query token): the ``G = heads / kv_heads`` query heads that share a K/V head are folded into the
   query-length axis, ``q: [B, Hkv, G, D]`` against ``k, v: [B, Hkv, L, D]`` — exactly grouped attention, no copy,
   and any SDPA kernel that takes a mask serves it (the mask is the same for every query of a row);
 - no mask (an unpadded causal prefill): SDPA with ``enable_gqa=True`` (flash kernel, no copy);
@@ -26,7 +23,6 @@ import contextlib
 import torch
 
 NAME = "reasonkit_gqa_sdpa"
-FLEX_DECODE_MAX_BATCH = 8  # rows up to which a compiled CUDA decode uses flex attention (bench/RESULTS.md)
 
 
 def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -38,8 +34,6 @@ def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: to
     batch, heads, q_len, dim = query.shape
     kv_heads = key.shape[1]
     dropout = dropout if module.training else 0.0
-    if q_len == 1 and batch <= FLEX_DECODE_MAX_BATCH and query.is_cuda and torch.compiler.is_compiling():
-        return flex_decode(query, key, value, attention_mask, scaling).transpose(1, 2).contiguous(), None
     if q_len == 1 and heads != kv_heads:
         groups = heads // kv_heads
         out = sdpa(query.reshape(batch, kv_heads, groups, dim), key, value, attn_mask=attention_mask,
@@ -55,25 +49,6 @@ def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: to
         value = value.repeat_interleave(heads // kv_heads, dim=1)
     out = sdpa(query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
-
-
-def flex_decode(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attention_mask: torch.Tensor | None,
-                scaling: float | None) -> torch.Tensor:
-    """One query token per row against the whole cache bucket; the ``[B, 1, 1, L]`` mask (bool: attend, or
-    additive) is read per (row, position) in the score modification. Returns ``[B, H, 1, D]``."""
-    from torch.nn.attention.flex_attention import flex_attention
-
-    score_mod = None
-    if attention_mask is not None:
-        keep = attention_mask[:, 0, 0, :]
-        if keep.dtype == torch.bool:
-            def score_mod(score, b, h, q_idx, kv_idx):
-                return torch.where(keep[b, kv_idx], score, float("-inf"))
-        else:
-            def score_mod(score, b, h, q_idx, kv_idx):
-                return score + keep[b, kv_idx]
-    return flex_attention(query, key, value, score_mod=score_mod, scale=scaling,
-                          enable_gqa=query.shape[1] != key.shape[1])
 
 
 _registered = False
