@@ -427,10 +427,26 @@ def test_infer_streams_an_answer(family, request, synth_data_dir):
 
     model = request.getfixturevalue("tiny_model_dir" if family == "qwen2.5-vl" else "tiny_qwen3_dir")
     clip = next((synth_data_dir / "benchmark" / "synthphys" / "clips").glob("*.mp4"))
-    out = io.StringIO()
-    text = run_infer(model=str(model), video=clip, prompt="Which way does it move?", max_tokens=6,
-                     temperature=0.0, fps=4.0, out=out)
-    assert text and out.getvalue().startswith(text)
+    from reasonkit.backends.hf import HFBackend
+    from reasonkit.errors import ReasonkitError
+    from reasonkit.families import detect_family, frame_spec_for
+    from reasonkit.media import load_frames
+    from reasonkit.prompts import free_form_messages
+    from reasonkit.types import GenRequest
+
+    question = "Which way does it move?"
+    frames = load_frames(clip, frame_spec_for(FrameSpec(fps=4.0), detect_family(str(model))))
+    request = GenRequest(messages=free_form_messages(question, with_video=True), frames=frames, max_tokens=24,
+                         temperature=0.0, seed=0)
+    expected = HFBackend(str(model)).generate([request])[0].texts[0]  # not streamed
+    for engine in ("reasonkit", "generate"):
+        out = io.StringIO()
+        text = run_infer(model=str(model), video=clip, prompt=question, max_tokens=24, temperature=0.0, fps=4.0,
+                         engine=engine, out=out)
+        assert text == expected and out.getvalue().startswith(text)
+    with pytest.raises(ReasonkitError, match="--engine 'vllm'"):
+        run_infer(model=str(model), video=clip, prompt=question, max_tokens=4, temperature=0.0, fps=4.0,
+                  engine="vllm")
 
 
 # ---- a plugin benchmark without a preset ----------------------------------------------------------------------

@@ -160,6 +160,52 @@ def test_a_small_bucket_budget_splits_batches_without_changing_outputs(family):
     assert all(key[0] <= 4 for key in small.states) and sum(st.nbytes for st in small.states.values()) <= budget
 
 
+def test_rows_that_finish_leave_the_batch_without_changing_any_output(family):
+    """Rows with short budgets finish early; the rows still running move to smaller buckets (8 -> 4 -> 2 -> 1 here)
+    with the same tokens and log-probs as a batch that keeps every slot to the end."""
+    from reasonkit.generation import RowSettings, encode
+
+    model, processor, frames = family
+    prompts = [encode(processor, messages(q), f) for q, f in zip(QUESTIONS, frames * 2)]
+    budgets = [3, 40, 5, 9, 17, 6, 4, 30]
+    rows = [(prompts[i % 4], RowSettings(max_tokens=m, temperature=[0.0, 1.0][i % 2], top_p=0.9, seed=i,
+                                         repetition_penalty=1.2 if i == 3 else 1.0)) for i, m in enumerate(budgets)]
+    kept = make_engine(model, processor, check_every=2, compact_min_steps=10**6).generate(rows)
+    moving = make_engine(model, processor, check_every=2, compact_min_steps=2)
+    moved = moving.generate(rows)
+    assert [len(o.token_ids) for o in kept] == budgets  # no stop token here: each row ran its whole budget
+    assert [o.token_ids for o in moved] == [o.token_ids for o in kept]
+    flat = [lp for o in kept for lp in o.logprobs]
+    assert [lp for o in moved for lp in o.logprobs] == pytest.approx(flat, abs=1e-5)
+    assert sorted(rows for rows, _ in moving.states) == [1, 2, 4, 8]
+
+
+def test_a_streamer_gets_the_prompt_then_the_tokens_as_they_come(family):
+    """transformers' streamer contract (put(prompt ids), put(new ids)..., end()), every check_every steps."""
+    from reasonkit.generation import RowSettings, encode
+
+    class Recorder:
+        def __init__(self):
+            self.puts, self.ended = [], False
+
+        def put(self, ids):
+            self.puts.append(ids.reshape(-1).tolist())
+
+        def end(self):
+            self.ended = True
+
+    model, processor, frames = family
+    prompt = encode(processor, messages(QUESTIONS[0]), frames[0])
+    recorder = Recorder()
+    out = make_engine(model, processor, check_every=4).generate([(prompt, RowSettings(max_tokens=18))],
+                                                               streamer=recorder)[0]
+    assert recorder.ended and recorder.puts[0] == prompt.input_ids.tolist()
+    assert [len(p) for p in recorder.puts[1:]] == [5, 4, 4, 4, 1]  # as generated, not all at the end
+    assert sum(recorder.puts[1:], []) == out.token_ids
+    with pytest.raises(ValueError, match="one completion"):
+        make_engine(model, processor).generate([(prompt, RowSettings(max_tokens=4))] * 2, streamer=recorder)
+
+
 def chi_square_p(observed: dict[int, int], probs: torch.Tensor, n: int) -> float:
     """Pearson's goodness-of-fit p-value of token counts against ``probs``; cells expected < 5 pooled."""
     expected = probs * n

@@ -237,3 +237,97 @@ def test_engine_on_cuda_compiled_matches_generate(model_3b_widths, tmp_path):
     equal = sum(a == b for r, g in zip(reference, got) for a, b in zip(r, g))
     assert equal >= 0.99 * sum(len(r) for r in reference), (reference, got)
     assert [len(g) for g in got] == [len(r) for r in reference]
+
+
+def gpu_model_and_clips(model_dir, tmp_path, dtype):
+    from helpers import write_clip
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from reasonkit.media import load_frames
+    from reasonkit.types import FrameSpec
+
+    processor = AutoProcessor.from_pretrained(model_dir)
+    processor.tokenizer.padding_side = "left"
+    model = AutoModelForImageTextToText.from_pretrained(model_dir, dtype=dtype).to(DEVICE).eval()
+    spec = FrameSpec(fps=4, min_frames=4, max_frames=8, min_pixels=28 * 28, max_pixels=64 * 28 * 28)
+    clips = [load_frames(write_clip(tmp_path / f"c{i}.mp4", frames=8 + 4 * i, size=(64, 96), seed=i), spec)
+             for i in range(3)]
+    return model, processor, clips
+
+
+def test_engine_on_cuda_rows_leave_the_batch_with_the_same_tokens(model_3b_widths, tmp_path):
+    """Rows with short budgets finish; the rest move into smaller buckets, whose steps are captured CUDA graphs
+    (the 8-row bucket's is compiled): the same greedy tokens (fp32) as a batch that keeps its slots."""
+    from test_generation_engine import messages
+
+    from reasonkit.generation import Engine, RowSettings, encode
+
+    model, processor, clips = gpu_model_and_clips(model_3b_widths, tmp_path, torch.float32)
+    questions = ["What moves?", "Describe what happens in the video, step by step.", "Count.", "Left or right?"]
+    prompts = [encode(processor, messages(q), clips[i % 3]) for i, q in enumerate(questions)]
+    budgets = [8, 96, 16, 24, 40, 12, 8, 64]
+    rows = [(prompts[i % 4], RowSettings(max_tokens=m, min_tokens=m)) for i, m in enumerate(budgets)]
+    eos = list(model.generation_config.eos_token_id)
+
+    def engine(min_steps):
+        return Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=eos, compact_min_steps=min_steps)
+
+    kept = [o.token_ids for o in engine(10**9).generate(rows)]
+    moving = engine(8)
+    moved = [o.token_ids for o in moving.generate(rows)]
+    assert [len(t) for t in moved] == budgets == [len(t) for t in kept]
+    equal = sum(a == b for r, g in zip(kept, moved) for a, b in zip(r, g))
+    assert equal >= 0.99 * sum(budgets), (kept, moved)
+    assert sorted(rows for rows, _ in moving.states) == [1, 2, 4, 8]
+    if not DRY_RUN:
+        modes = {key.split("x")[0]: key.split(":")[1] for key in moving.warmup_s}  # "B8xL512:mode:flags"
+        assert modes == {"B8": "reduce-overhead", "B4": "cuda-graph", "B2": "cuda-graph", "B1": "cuda-graph"}
+
+
+def test_engine_sampling_on_cuda_in_bf16_follows_the_models_distribution(model_3b_widths, tmp_path):
+    """8,192 seeds of one video prompt through the engine on CUDA in bf16 (the first token from the prefill, the
+    second from the compiled decode step): the counts fit the softmax transformers' warpers make of the model's
+    own logits (the distribution generate samples from); the same statistic rejects another temperature."""
+    from test_generation_engine import chi_square_p, messages
+    from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    from reasonkit.encoding import model_inputs
+    from reasonkit.generation import Engine, RowSettings, encode
+
+    model, processor, clips = gpu_model_and_clips(model_3b_widths, tmp_path, torch.bfloat16)
+    msgs, clip = messages("What moves?"), clips[0]
+    temperature, top_k, top_p, n = 0.6, 30, 0.9, 8192
+
+    def warped(prefix: list[int], t: float) -> torch.Tensor:
+        inputs = model_inputs(processor, [msgs], [clip])
+        extra = torch.tensor([prefix], dtype=torch.long)
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], extra], 1)
+        inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+        inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(extra)], 1)
+        with torch.inference_mode():
+            scores = model(**{k: v.to(DEVICE) for k, v in inputs.items()}).logits[:, -1].float().cpu()
+        for warp in (TemperatureLogitsWarper(t), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
+            scores = warp(inputs["input_ids"], scores)
+        return scores.softmax(-1)[0]
+
+    prompt = encode(processor, msgs, clip)
+    engine = Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=list(model.generation_config.eos_token_id))
+    outputs = engine.generate([(prompt, RowSettings(max_tokens=2, min_tokens=2, temperature=temperature,
+                                                    top_k=top_k, top_p=top_p, seed=s)) for s in range(n)])
+    first: dict[int, int] = {}
+    for o in outputs:
+        first[o.token_ids[0]] = first.get(o.token_ids[0], 0) + 1
+    probs = warped([], temperature)
+    assert set(first) <= set(probs.nonzero()[:, 0].tolist())
+    assert chi_square_p(first, probs, n) > 1e-3
+    assert chi_square_p(first, warped([], 1.5), n) < 1e-6
+    top = max(first, key=first.get)
+    second: dict[int, int] = {}
+    for o in outputs:
+        if o.token_ids[0] == top:
+            second[o.token_ids[1]] = second.get(o.token_ids[1], 0) + 1
+    m = sum(second.values())
+    assert m >= 200
+    conditional = warped([top], temperature)
+    assert set(second) <= set(conditional.nonzero()[:, 0].tolist())
+    assert chi_square_p(second, conditional, m) > 1e-3

@@ -4,6 +4,8 @@ the same model and inputs, as plain_hf_baseline.py's `infer` and `grpo` sections
   eval    7B shape (random weights), 16 frames of 448x448 (2,048 video tokens) + 102 text tokens, 512 new tokens,
           greedy, EOS ignored (min tokens = max tokens), batch sizes --batches: output tok/s in steady state,
           the first batch vs a steady one with the compile/capture cost reported apart, greedy-token agreement
+  ragged  eval's prompts at batch 32 with budgets spread from 64 to 512 tokens: finished rows leaving the batch
+          (the engine's default) vs kept to the end, same engine
   vision  the vision tower over 32 such clips: transformers in one call vs the engine's vision cache (cold)
   grpo    3B shape, 4 prompts x 8 completions x 256 tokens (8 frames of 448x448), T = 1: one rollout, both ways
   seeds   7B shape, a real `reasonkit eval` (runner, mp4 decoding, processor, records) of 32 questions on 16 clips
@@ -141,7 +143,8 @@ def sec_eval(args, device) -> None:
     frames, size, new = (4, 56, 8) if args.tiny else (16, 448, 512)
     model, tok = build("tiny" if args.tiny else "qwen2.5-vl-7b", device)
     eos = model.generation_config.eos_token_id
-    engine = Engine(model, pad_id=tok.pad_token_id, eos_ids=eos, mode=args.mode, max_batch=max(args.batches))
+    engine = Engine(model, pad_id=tok.pad_token_id, eos_ids=eos, mode=args.mode, max_batch=max(args.batches),
+                    inductor_tuning=not args.no_inductor_tuning)
     res = RESULTS.setdefault("eval", {"shape": "tiny" if args.tiny else "qwen2.5-vl-7b", "frames": frames,
                                       "size": size, "new_tokens": new, "engine": engine.describe(), "batches": {}})
     greedy = dict(do_sample=False, temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
@@ -201,6 +204,8 @@ def sec_eval(args, device) -> None:
         gc.collect()
         if device == "cuda":
             torch.cuda.empty_cache()
+    if "ragged" in args.sections:
+        sec_ragged(args, model, engine, frames, size, new)
     res["warmup_s"] = engine.warmup_s
     if args.profile and "eval" in args.sections and fits(60, args):
         batch, prompts = clip_inputs(model, args.batches[-1], frames, size, seed=args.batches[-1])
@@ -210,6 +215,43 @@ def sec_eval(args, device) -> None:
     engine.release()
     del model, engine
     gc.collect()
+
+
+def sec_ragged(args, model, engine, frames, size, new) -> None:
+    """32 rows whose budgets spread evenly from new/8 to new tokens (EOS ignored), as answers of varied length
+    finish: the engine with finished rows leaving the batch vs the same engine keeping every slot to the end."""
+    from reasonkit.generation import RowSettings
+
+    B = 32
+    budgets = [new // 8 + (new - new // 8) * i // (B - 1) for i in range(B)]
+    _, prompts = clip_inputs(model, B, frames, size, seed=B)
+    rows = [(p, RowSettings(max_tokens=m, min_tokens=m)) for p, m in zip(prompts, budgets)]
+    r = RESULTS.setdefault("ragged", {"rows": B, "budgets": [budgets[0], budgets[-1]], "tokens": sum(budgets)})
+    engine.warm_up(B, prompts[0].length, RowSettings(max_tokens=new, min_tokens=new))
+    default = engine.compact_min_steps
+    try:
+        for label, min_steps in (("kept", 10**9), ("leaving", default)):
+            engine.compact_min_steps = min_steps
+            engine.vision.clear()
+            r[f"{label}_first_s"], outs = timed(engine.generate, rows)  # "leaving": captures the smaller buckets
+            runs = []
+            for _ in range(args.reps):
+                engine.vision.clear()
+                runs.append(timed(engine.generate, rows)[0])
+            r[f"{label}_s"] = statistics.median(runs)
+            r[f"{label}_tok_s"] = sum(budgets) / r[f"{label}_s"]
+            assert [len(o.token_ids) for o in outs] == budgets
+            log(f"ragged {label}: {r[f'{label}_s']:.2f}s = {r[f'{label}_tok_s']:.0f} tok/s "
+                f"(first {r[f'{label}_first_s']:.2f}s)")
+            save(args.out)
+        r["speedup"] = r["kept_s"] / r["leaving_s"]
+        log(f"ragged: finished rows leaving the batch {r['speedup']:.2f}x faster")
+    except Exception as exc:  # noqa: BLE001
+        r["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
+        log(f"ragged failed: {r['error']}")
+    finally:
+        engine.compact_min_steps = default
+    save(args.out)
 
 
 def sec_vision(args, model, engine, frames, size) -> None:
@@ -235,7 +277,8 @@ def sec_grpo(args, device) -> None:
 
     frames, size, new = (2, 56, 8) if args.tiny else (8, 448, 256)
     model, tok = build("tiny" if args.tiny else "qwen2.5-vl-3b", device)
-    engine = Engine(model, pad_id=tok.pad_token_id, eos_ids=model.generation_config.eos_token_id, mode=args.mode)
+    engine = Engine(model, pad_id=tok.pad_token_id, eos_ids=model.generation_config.eos_token_id, mode=args.mode,
+                    inductor_tuning=not args.no_inductor_tuning)
     r = RESULTS.setdefault("grpo", {"shape": "tiny" if args.tiny else "qwen2.5-vl-3b", "prompts": 4,
                                     "completions": 8, "new_tokens": new})
     batch, prompts = clip_inputs(model, 4, frames, size, seed=7)
@@ -381,25 +424,21 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=560)
     ap.add_argument("--tiny", action="store_true")
     ap.add_argument("--seed-tokens", type=int, default=512, help="seeds section: new tokens per answer")
-    ap.add_argument("--inductor-tuning", action="store_true",
-                    help="torch._inductor.config.coordinate_descent_tuning for the compiled decode step")
+    ap.add_argument("--no-inductor-tuning", action="store_true",
+                    help="compile the decode step without inductor's coordinate-descent tuning (the engine's default)")
     ap.add_argument("--profile", action="store_true", help="eval: profile the decode of the last batch size")
     ap.add_argument("--out", type=Path, default=Path(os.environ.get("OUT", "/tmp/bench-out")))
     args = ap.parse_args()
     args.sections = args.sections.split(",")
     args.batches = [int(b) for b in args.batches.split(",")]
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    if args.inductor_tuning:
-        import torch._inductor.config as inductor
-
-        inductor.coordinate_descent_tuning = True
     if args.tiny:
         torch.set_num_threads(min(2, torch.get_num_threads()))
     import transformers
 
     RESULTS["env"] = {"torch": torch.__version__, "transformers": transformers.__version__, "device": device,
                       "gpu": torch.cuda.get_device_name() if device == "cuda" else None, "args": vars(args)}
-    if "eval" in args.sections or "vision" in args.sections:
+    if {"eval", "vision", "ragged"} & set(args.sections):
         sec_eval(args, device)
     if "grpo" in args.sections and fits(120 if not args.tiny else 5, args):
         sec_grpo(args, device)
@@ -415,6 +454,10 @@ def summary(out: Path) -> None:
         print(f"eval B={B:>3}: generate {r.get('generate_tok_s', 0):7.0f}  engine {r.get('engine_tok_s', 0):7.0f} "
               f"({r.get('speedup', 0):.2f}x)  first/steady {r.get('first_over_steady', 0):.2f}  warm-up "
               f"{r.get('engine_warmup_s', 0):.1f}s  equal {r.get('equal_tokens_pct', 0):.1f}%  {r.get('error', '')}")
+    g = RESULTS.get("ragged")
+    if g and "speedup" in g:
+        print(f"ragged B=32: rows kept {g['kept_tok_s']:.0f} tok/s, leaving {g['leaving_tok_s']:.0f} tok/s "
+              f"({g['speedup']:.2f}x)")
     v = RESULTS.get("vision")
     if v:
         print(f"vision {v['clips']} clips: transformers {v['transformers_s']:.2f}s  engine {v['engine_cold_s']:.2f}s")

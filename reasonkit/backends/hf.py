@@ -98,15 +98,22 @@ class HFBackend:
                               padding=True)
         return {k: v.to(self.device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
-    def generate(self, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
+    def generate(self, requests: list[GenRequest], *, keep_stop_token: bool = False,
+                 streamer=None) -> list[GenResult]:
         """``keep_stop_token``: token_ids end with the end-of-sequence token that stopped them (as vLLM's do);
-        texts never include it. ``generate`` takes one set of sampling settings and one RNG per call, so requests
-        are grouped by their settings and seed (in order) and each group is one call, seeded with that seed (see
-        the module docstring); results come back in request order."""
+        texts never include it. ``streamer`` (one request, n = 1): a transformers streamer (``put``/``end``) that
+        receives the prompt's ids, then the new tokens as they are generated, with either engine. ``generate``
+        takes one set of sampling settings and one RNG per call, so requests are grouped by their settings and
+        seed (in order) and each group is one call, seeded with that seed (see the module docstring); results
+        come back in request order."""
         if self.engine == "reasonkit":
             from reasonkit.generation import backend as engine
 
-            return engine.generate(self, requests, keep_stop_token=keep_stop_token)
+            return engine.generate(self, requests, keep_stop_token=keep_stop_token, streamer=streamer)
+        if streamer is not None:
+            if len(requests) != 1 or requests[0].n != 1:
+                raise ValueError("a streamer follows one completion of one request")
+            return self._generate_alike(requests, keep_stop_token, streamer)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             key = (r.temperature, r.top_p, r.top_k, r.repetition_penalty, r.presence_penalty, r.frequency_penalty,
@@ -118,7 +125,8 @@ class HFBackend:
                 results[i] = result
         return results
 
-    def _generate_alike(self, requests: list[GenRequest], keep_stop_token: bool) -> list[GenResult]:
+    def _generate_alike(self, requests: list[GenRequest], keep_stop_token: bool,
+                        streamer=None) -> list[GenResult]:
         """One ``generate`` call for requests that share their sampling settings."""
         import torch
         from transformers import LogitsProcessorList
@@ -147,7 +155,7 @@ class HFBackend:
         if first.seed is not None:
             torch.manual_seed(first.seed)
         with torch.inference_mode():
-            out = self.model.generate(**inputs, **gen_kwargs)
+            out = self.model.generate(**inputs, **gen_kwargs, streamer=streamer)
         new_tokens = out[:, prompt_len:].tolist()
         eos = set(_as_list(self.model.generation_config.eos_token_id))
         pad = self.model.generation_config.pad_token_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 from reasonkit.errors import ReasonkitError
@@ -13,34 +12,38 @@ from reasonkit.types import FrameSpec, GenRequest
 
 
 def run_infer(*, model: str, video: Path | None, prompt: str, max_tokens: int, temperature: float,
-              fps: float, out=sys.stdout) -> str:
-    from transformers import TextIteratorStreamer
+              fps: float, engine: str = "reasonkit", out=sys.stdout) -> str:
+    from transformers import TextStreamer
 
     from reasonkit.backends.hf import HFBackend
     from reasonkit.media import load_frames
 
+    class ToOut(TextStreamer):
+        """transformers' incremental detokenisation (whole words, no split multi-byte characters), written to
+        ``out`` and kept."""
+
+        text = ""
+
+        def on_finalized_text(self, piece: str, stream_end: bool = False) -> None:
+            self.text += piece
+            out.write(piece)
+            out.flush()
+
     if video is not None and not Path(video).is_file():
         raise ReasonkitError(f"{video}: video file not found")
     from reasonkit.families import detect_family, frame_spec_for
+    from reasonkit.generation.backend import ENGINES
 
-    backend = HFBackend(model)
+    if engine not in ENGINES:
+        raise ReasonkitError(f"--engine {engine!r}: expected one of {', '.join(ENGINES)}")
+    backend = HFBackend(model, engine=engine)
     spec = frame_spec_for(FrameSpec(fps=fps), detect_family(model))
     frames = load_frames(video, spec) if video is not None else None
     request = GenRequest(messages=free_form_messages(prompt, with_video=frames is not None), frames=frames,
                          max_tokens=max_tokens, temperature=temperature, seed=0)
-    inputs = backend.prepare([request])
-    streamer = TextIteratorStreamer(backend.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
-    kwargs = dict(**inputs, max_new_tokens=max_tokens, streamer=streamer, do_sample=temperature > 0,
-                  **({"temperature": temperature} if temperature > 0 else {"temperature": None, "top_p": None,
-                                                                           "top_k": None}))
-    worker = threading.Thread(target=backend.model.generate, kwargs=kwargs, daemon=True)
-    worker.start()
-    text = ""
-    for piece in streamer:
-        text += piece
-        out.write(piece)
-        out.flush()
-    worker.join()
+    streamer = ToOut(backend.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    backend.generate([request], streamer=streamer)
+    text = streamer.text
     out.write("\n")
     answer = answer_span(text)
     if answer is not None or reasoning_text(text) is not None:

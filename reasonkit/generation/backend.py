@@ -38,7 +38,8 @@ def engine_for(backend):
     return engine
 
 
-def generate(backend, requests: list[GenRequest], *, keep_stop_token: bool = False) -> list[GenResult]:
+def generate(backend, requests: list[GenRequest], *, keep_stop_token: bool = False,
+             streamer=None) -> list[GenResult]:
     import json
 
     import torch
@@ -68,7 +69,7 @@ def generate(backend, requests: list[GenRequest], *, keep_stop_token: bool = Fal
                                       repetition_penalty=r.repetition_penalty, presence_penalty=r.presence_penalty,
                                       frequency_penalty=r.frequency_penalty, seed=row_seed(seed, j)))
                  for j in range(r.n)]
-    outputs = engine.generate(rows)
+    outputs = engine.generate(rows, streamer=streamer)
     stops = set(engine.eos_ids)
     results = []
     for start, n, prompt_len in spans:

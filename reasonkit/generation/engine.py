@@ -11,8 +11,11 @@ Per batch (rows grouped by prompt length, so little padding; as many rows as the
    ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), or captured as a plain CUDA graph. A step is warmed up
    (compiled, recorded) once per process per (bucket, sampling flags), before its first batch.
 
-Finished rows stay in their slot (masked: padding, no counts) until the whole batch is done; the loop checks
-that every ``check_every`` steps (a host sync per check).
+Finished rows stay in their slot (masked: padding, no counts); every ``check_every`` steps (a host sync) the loop
+stops when all are done, and when the rows still running fit a bucket of at most half as many rows (and at least
+``compact_min_steps`` steps remain) they move there: their cache rows and state are copied into the smaller
+bucket, whose step does less work per token. On CUDA a bucket entered this way that has no step yet is captured
+as a plain CUDA graph (a second or two) rather than compiled (tens of seconds, paid once per process).
 """
 
 from __future__ import annotations
@@ -86,7 +89,8 @@ def bucket_length(n: int, step: int = 256, ratio: float = 1.25) -> int:
 class Engine:
     def __init__(self, model, *, pad_id: int, eos_ids: list[int], mode: str = "auto", max_batch: int = 256,
                  prefill_tokens: int = 32768, check_every: int = 8, vision_cache_bytes: int | None = None,
-                 max_states: int = 4, cache_bytes: int | None = None):
+                 max_states: int = 8, cache_bytes: int | None = None, compact_min_steps: int = 32,
+                 inductor_tuning: bool = True):
         if mode not in MODES:
             raise ValueError(f"engine mode {mode!r}: one of {', '.join(MODES)}")
         self.model, self.pad_id, self.eos_ids = model, pad_id, list(eos_ids)
@@ -97,7 +101,8 @@ class Engine:
         self.max_batch, self.prefill_tokens, self.check_every = max_batch, prefill_tokens, check_every
         cuda = self.device.type == "cuda"
         self.vision = VisionCache(model, max_bytes=vision_cache_bytes or ((4 << 30) if cuda else (256 << 20)))
-        self.max_states = max_states
+        self.max_states, self.compact_min_steps = max_states, compact_min_steps
+        self.inductor_tuning = inductor_tuning
         self.cache_bytes = cache_bytes  # None: what the device has free (see _budget)
         self.states: OrderedDict[tuple[int, int], BatchState] = OrderedDict()
         self.steps: dict[tuple, object] = {}
@@ -122,8 +127,12 @@ class Engine:
         return f"reasonkit ({self.mode}, {self.device.type})"
 
     # ------------------------------------------------------------------------------------------- public
-    def generate(self, rows: list[tuple[EncodedPrompt, RowSettings]]) -> list[RowOutput]:
-        """Completions for (prompt, settings) rows; rows sharing one prompt object are prefilled once."""
+    def generate(self, rows: list[tuple[EncodedPrompt, RowSettings]], streamer=None) -> list[RowOutput]:
+        """Completions for (prompt, settings) rows; rows sharing one prompt object are prefilled once.
+        ``streamer``: an object with transformers' streamer interface (``put(ids)``: the prompt's ids first, then
+        the new tokens as they are chosen, every ``check_every`` steps; ``end()``), for a single row."""
+        if streamer is not None and len(rows) != 1:
+            raise ValueError(f"a streamer follows one completion; got {len(rows)} rows")
         first: dict[int, int] = {}
         for i, (prompt, _) in enumerate(rows):
             first.setdefault(id(prompt), i)
@@ -136,7 +145,7 @@ class Engine:
             while take > 1 and self._bucket_bytes([rows[i] for i in order[start:start + take]]) > budget:
                 take = (take + 1) // 2  # the KV cache of this many rows would not fit: fewer rows per batch
             chunk = order[start:start + take]
-            for i, out in zip(chunk, self._run_batch([rows[i] for i in chunk], budget)):
+            for i, out in zip(chunk, self._run_batch([rows[i] for i in chunk], budget, streamer)):
                 results[i] = out
             start += take
         return results
@@ -175,7 +184,8 @@ class Engine:
         self.vision.clear()
 
     # ------------------------------------------------------------------------------------------- a batch
-    def _run_batch(self, rows: list[tuple[EncodedPrompt, RowSettings]], budget: int) -> list[RowOutput]:
+    def _run_batch(self, rows: list[tuple[EncodedPrompt, RowSettings]], budget: int,
+                   streamer=None) -> list[RowOutput]:
         uniq: dict[int, int] = {}
         prompts: list[EncodedPrompt] = []
         for prompt, _ in rows:
@@ -205,13 +215,56 @@ class Engine:
             first = torch.zeros(st.batch, logits.shape[-1], dtype=logits.dtype, device=self.device)
             first[:n] = logits[source.to(self.device)]
             st.record(*select_tokens(first, st, flags))
+            slots = list(range(n))  # slot -> row of this batch
+            outputs: dict[int, RowOutput] = {}
+            sent = 0
+            if streamer is not None:
+                streamer.put(prompts[0].input_ids[None])
             for k in range(1, new):
                 step()
-                if k % self.check_every == 0 and bool(st.done.all()):
-                    break
-            lengths = st.lengths[:n].tolist()
-            tokens, logprobs = st.out[:n].tolist(), st.out_logprobs[:n].tolist()
-        return [RowOutput(t[:m], lp[:m]) for t, lp, m in zip(tokens, logprobs, lengths)]
+                if k % self.check_every == 0:
+                    done = st.done[:len(slots)].tolist()
+                    if streamer is not None:
+                        sent = self._stream(st, streamer, sent)
+                    if all(done):
+                        break
+                    if new - k >= self.compact_min_steps and (
+                            moved := self._compact(st, flags, slots, done, prompt_len + k, budget, outputs)):
+                        st, step, slots = moved
+            outputs.update(self._outputs(st, slots, range(len(slots))))
+        if streamer is not None:
+            self._stream(st, streamer, sent)
+            streamer.end()
+        return [outputs[i] for i in range(n)]
+
+    @staticmethod
+    def _stream(st: BatchState, streamer, sent: int) -> int:
+        """Hand row 0's tokens chosen since ``sent`` to the streamer; returns how many it has now."""
+        have = int(st.lengths[0])
+        if have > sent:
+            streamer.put(st.out[0, sent:have].cpu())
+        return have
+
+    @staticmethod
+    def _outputs(st: BatchState, slots: list[int], which) -> dict[int, RowOutput]:
+        index = torch.tensor(list(which), dtype=torch.long, device=st.out.device)
+        lengths = st.lengths[index].tolist()
+        tokens, logprobs = st.out[index].tolist(), st.out_logprobs[index].tolist()
+        return {slots[i]: RowOutput(t[:m], lp[:m]) for i, t, lp, m in zip(which, tokens, logprobs, lengths)}
+
+    def _compact(self, st: BatchState, flags: Flags, slots: list[int], done: list[bool], columns: int, budget: int,
+                 outputs: dict[int, RowOutput]):
+        """Move the rows still running into a bucket of at most half as many rows, when they fit one; the finished
+        rows' outputs are read out first. Returns the (state, step, slots) to continue with, or None."""
+        running = [i for i, d in enumerate(done) if not d]
+        rows = bucket_rows(len(running), self.max_batch)
+        if rows > st.batch // 2:
+            return None
+        outputs.update(self._outputs(st, slots, [i for i, d in enumerate(done) if d]))
+        dest = self._state(rows, st.length, budget, keep=(st.batch, st.length))
+        step = self._step(dest, flags, mode="cuda-graph" if self.mode == "reduce-overhead" else None)
+        st.move_rows_into(dest, torch.tensor(running, dtype=torch.long, device=self.device), columns)
+        return dest, step, [slots[i] for i in running]
 
     def _prefill(self, st: BatchState, prompts: list[EncodedPrompt], batch, positions) -> torch.Tensor:
         """Prompt K/V into cache rows 0..len(prompts)-1; returns each prompt's last-token logits."""
@@ -252,7 +305,9 @@ class Engine:
         return torch.cat(logits)
 
     # ------------------------------------------------------------------------------------------- buckets
-    def _state(self, rows: int, length: int, budget: int) -> BatchState:
+    def _state(self, rows: int, length: int, budget: int, keep: tuple[int, int] | None = None) -> BatchState:
+        """The bucket of ``rows`` x ``length``, allocated on first use (evicting the least recently used others,
+        never ``keep``: a batch being moved out of it)."""
         key = (rows, length)
         if key in self.states:
             self.states.move_to_end(key)
@@ -261,23 +316,26 @@ class Engine:
         need = BatchState.bytes_for(cfg, rows, length, self.head.out_features, self.dtype)
         # the least recently used buckets (and their captured steps) go, to hold at most max_states buckets
         # within the budget
-        while self.states and (len(self.states) >= self.max_states
-                               or need + sum(st.nbytes for st in self.states.values()) > budget):
-            old, _ = self.states.popitem(last=False)
+        while (evictable := [k for k in self.states if k != keep]) and (
+                len(self.states) >= self.max_states or need + sum(st.nbytes for st in self.states.values()) > budget):
+            old = evictable[0]
+            del self.states[old]
             self.steps = {k: v for k, v in self.steps.items() if k[:2] != old}
         self.states[key] = BatchState(model_cfg=cfg, batch=rows, length=length, vocab=self.head.out_features,
                                       eos_ids=self.eos_ids, pad_id=self.pad_id, dtype=self.dtype,
                                       device=self.device)
         return self.states[key]
 
-    def _step(self, st: BatchState, flags: Flags):
+    def _step(self, st: BatchState, flags: Flags, mode: str | None = None):
         """The step callable for this bucket and flags, built and warmed up on first use (before the batch's
-        prefill: warm-up runs mutate the bucket's buffers, which the batch then resets)."""
+        prefill or rows move in: warm-up runs mutate the bucket's buffers). ``mode``: how to build it if it is
+        new, instead of the engine's mode (which a failed compile or capture changes for later steps)."""
         key = (st.batch, st.length, flags)
         if key in self.steps:
             return self.steps[key]
         start = time.perf_counter()
-        for mode in (self.mode, "cuda-graph", "eager") if self.mode != "eager" else ("eager",):
+        first = mode or self.mode
+        for mode in dict.fromkeys((first, "cuda-graph", "eager")) if first != "eager" else ("eager",):
             try:
                 fn = self._build_step(mode, st, flags)
                 break
@@ -286,7 +344,7 @@ class Engine:
                             type(exc).__name__, str(exc)[:300])
                 if mode == "reduce-overhead":
                     torch._dynamo.reset()
-        if mode != self.mode:
+        if mode != first and first == self.mode:
             self.mode = mode
         if self.device.type == "cuda":
             torch.cuda.synchronize()
@@ -309,8 +367,13 @@ class Engine:
 
             def fn():
                 compiled(lm, head, st, flags)
-            for _ in range(3):  # compile, record the CUDA graph, replay once
-                fn()
+            import torch._inductor.config as inductor
+
+            # coordinate descent re-tunes each generated kernel's launch config at its real shape: the batch-1 step
+            # is a chain of GEMVs and small fused kernels where the heuristic defaults leave bandwidth unused
+            with inductor.patch(coordinate_descent_tuning=self.inductor_tuning):
+                for _ in range(3):  # compile, record the CUDA graph, replay once
+                    fn()
             return fn
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())

@@ -26,6 +26,11 @@ class RowSettings:
 
 
 class BatchState:
+    # buffers with one row per batch row (``positions`` has its rows on dim 1; the cache is moved apart)
+    ROW_BUFFERS = ("valid", "tokens", "out", "out_logprobs", "done", "lengths", "counts", "prompt_seen",
+                   "max_tokens", "min_tokens", "greedy", "temperature", "top_p", "top_k", "repetition",
+                   "presence", "frequency", "seeds")
+
     def __init__(self, *, model_cfg, batch: int, length: int, vocab: int, eos_ids: list[int], pad_id: int,
                  dtype: torch.dtype, device: torch.device):
         self.batch, self.length, self.vocab, self.pad_id = batch, length, vocab, pad_id
@@ -115,6 +120,21 @@ class BatchState:
         put(self.presence, [s.presence_penalty for s in settings], 0.0)
         put(self.frequency, [s.frequency_penalty for s in settings], 0.0)
         put(self.seeds, [s.seed for s in settings], 0)
+
+    def move_rows_into(self, dest: BatchState, rows: torch.Tensor, columns: int) -> None:
+        """Continue rows ``rows`` (device indices) of this batch as rows 0..len(rows)-1 of ``dest``, a bucket of
+        fewer rows and the same length; ``columns``: the cache columns written so far. ``dest``'s remaining rows
+        repeat the first one and are marked done (idle: they compute, record nothing)."""
+        n = rows.numel()
+        full = torch.cat([rows, rows[:1].expand(dest.batch - n)])
+        for name in self.ROW_BUFFERS:
+            getattr(dest, name).copy_(getattr(self, name)[full])
+        dest.positions.copy_(self.positions[:, full])
+        dest.done[n:] = True
+        dest.step.copy_(self.step)
+        dest.cache.write_pos.copy_(self.cache.write_pos)
+        for mine, theirs in zip((*self.cache.keys, *self.cache.values), (*dest.cache.keys, *dest.cache.values)):
+            theirs[:, :, :columns] = mine[full, :, :columns]
 
     def record(self, tokens: torch.Tensor, logprobs: torch.Tensor) -> None:
         """Store the chosen tokens (idle and finished rows keep padding), count them, mark rows that finished."""
