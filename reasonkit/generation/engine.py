@@ -90,7 +90,7 @@ class Engine:
     def __init__(self, model, *, pad_id: int, eos_ids: list[int], mode: str = "auto", max_batch: int = 256,
                  prefill_tokens: int = 32768, check_every: int = 8, vision_cache_bytes: int | None = None,
                  max_states: int = 8, cache_bytes: int | None = None, compact_min_steps: int = 32,
-                 inductor_tuning: bool = True):
+                 compact_mode: str = "cuda-graph", inductor_tuning: bool = True):
         if mode not in MODES:
             raise ValueError(f"engine mode {mode!r}: one of {', '.join(MODES)}")
         self.model, self.pad_id, self.eos_ids = model, pad_id, list(eos_ids)
@@ -101,7 +101,7 @@ class Engine:
         self.max_batch, self.prefill_tokens, self.check_every = max_batch, prefill_tokens, check_every
         cuda = self.device.type == "cuda"
         self.vision = VisionCache(model, max_bytes=vision_cache_bytes or ((4 << 30) if cuda else (256 << 20)))
-        self.max_states, self.compact_min_steps = max_states, compact_min_steps
+        self.max_states, self.compact_min_steps, self.compact_mode = max_states, compact_min_steps, compact_mode
         self.inductor_tuning = inductor_tuning
         self.cache_bytes = cache_bytes  # None: what the device has free (see _budget)
         self.states: OrderedDict[tuple[int, int], BatchState] = OrderedDict()
@@ -109,7 +109,7 @@ class Engine:
         self.warmup_s: dict[str, float] = {}  # per (bucket, flags): compile + capture time, paid once
         self.deepstack = "deepstack_visual_embeds" in inspect.signature(self.lm.forward).parameters
         self.video_token_id = getattr(model.config, "video_token_id", None)
-        self._compiled = None
+        self._compiled: dict[bool, object] = {}  # dynamic shapes or not -> the compiled decode_step
         self._weight_ptrs = self._pointers()
 
     def _pointers(self) -> list[int]:
@@ -262,7 +262,7 @@ class Engine:
             return None
         outputs.update(self._outputs(st, slots, [i for i, d in enumerate(done) if d]))
         dest = self._state(rows, st.length, budget, keep=(st.batch, st.length))
-        step = self._step(dest, flags, mode="cuda-graph" if self.mode == "reduce-overhead" else None)
+        step = self._step(dest, flags, mode=self.compact_mode if self.mode == "reduce-overhead" else None)
         st.move_rows_into(dest, torch.tensor(running, dtype=torch.long, device=self.device), columns)
         return dest, step, [slots[i] for i in running]
 
@@ -344,6 +344,7 @@ class Engine:
                             type(exc).__name__, str(exc)[:300])
                 if mode == "reduce-overhead":
                     torch._dynamo.reset()
+                    self._compiled.clear()
         if mode != first and first == self.mode:
             self.mode = mode
         if self.device.type == "cuda":
@@ -356,14 +357,15 @@ class Engine:
         lm, head = self.lm, self.head
         if mode == "eager":
             return lambda: decode_step(lm, head, st, flags)
-        if mode == "reduce-overhead":
-            if self._compiled is None:
+        if mode in ("reduce-overhead", "dynamic"):
+            dynamic = mode == "dynamic"  # one graph for every bucket size (CUDA graphs still recorded per size)
+            if dynamic not in self._compiled:
                 limits = torch._dynamo.config
                 for name in ("cache_size_limit", "recompile_limit"):  # one graph per bucket and flags
                     if hasattr(limits, name):
                         setattr(limits, name, max(getattr(limits, name), 64))
-                self._compiled = torch.compile(decode_step, mode="reduce-overhead", dynamic=False)
-            compiled = self._compiled
+                self._compiled[dynamic] = torch.compile(decode_step, mode="reduce-overhead", dynamic=dynamic)
+            compiled = self._compiled[dynamic]
 
             def fn():
                 compiled(lm, head, st, flags)
