@@ -257,7 +257,8 @@ def gpu_model_and_clips(model_dir, tmp_path, dtype):
 
 def test_engine_on_cuda_rows_leave_the_batch_with_the_same_tokens(model_3b_widths, tmp_path):
     """Rows with short budgets finish; the rest move into smaller buckets, whose steps are captured CUDA graphs
-    (the 8-row bucket's is compiled): the same greedy tokens (fp32) as a batch that keeps its slots."""
+    (the 8-row bucket's is compiled): the same greedy tokens (fp32) as a batch that keeps its slots. Then the
+    default: rows move only into a bucket with a compiled step (the 4-row one, compiled by a 4-row batch)."""
     from test_generation_engine import messages
 
     from reasonkit.generation import Engine, RowSettings, encode
@@ -270,7 +271,8 @@ def test_engine_on_cuda_rows_leave_the_batch_with_the_same_tokens(model_3b_width
     eos = list(model.generation_config.eos_token_id)
 
     def engine(min_steps):
-        return Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=eos, compact_min_steps=min_steps)
+        return Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=eos, compact_min_steps=min_steps,
+                      compact_mode="cuda-graph")  # the default moves rows only into buckets compiled already
 
     kept = [o.token_ids for o in engine(10**9).generate(rows)]
     moving = engine(8)
@@ -282,6 +284,15 @@ def test_engine_on_cuda_rows_leave_the_batch_with_the_same_tokens(model_3b_width
     if not DRY_RUN:
         modes = {key.split("x")[0]: key.split(":")[1] for key in moving.warmup_s}  # "B8xL512:mode:flags"
         assert modes == {"B8": "reduce-overhead", "B4": "cuda-graph", "B2": "cuda-graph", "B1": "cuda-graph"}
+        default = Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=eos, compact_min_steps=8)
+        assert [o.token_ids for o in default.generate(rows)] == kept  # the same compiled 8-row step, no move
+        assert [rows for rows, _ in default.states] == [8]
+        default.generate(rows[:4])  # a 4-row batch of the same cache length compiles the 4-row bucket
+        compiled = dict(default.warmup_s)
+        again = [o.token_ids for o in default.generate(rows)]
+        assert default.warmup_s == compiled  # no new step: the rows moved into the compiled 4-row bucket
+        assert sum(a == b for r, g in zip(kept, again) for a, b in zip(r, g)) >= 0.99 * sum(budgets)
+        assert sorted(rows for rows, _ in default.states) == [4, 8]
 
 
 def test_engine_sampling_on_cuda_in_bf16_follows_the_models_distribution(model_3b_widths, tmp_path):

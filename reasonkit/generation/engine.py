@@ -14,8 +14,9 @@ Per batch (rows grouped by prompt length, so little padding; as many rows as the
 Finished rows stay in their slot (masked: padding, no counts); every ``check_every`` steps (a host sync) the loop
 stops when all are done, and when the rows still running fit a bucket of at most half as many rows (and at least
 ``compact_min_steps`` steps remain) they move there: their cache rows and state are copied into the smaller
-bucket, whose step does less work per token. On CUDA a bucket entered this way that has no step yet is captured
-as a plain CUDA graph (a second or two) rather than compiled (tens of seconds, paid once per process).
+bucket, whose step does less work per token. On CUDA they move only into a bucket whose compiled step exists
+already (``compact_mode="existing"``): at the 7B shape a step's cost is mostly reading the weights, so a smaller
+bucket saves little, less than a new compile costs or a plain captured step loses (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class Engine:
     def __init__(self, model, *, pad_id: int, eos_ids: list[int], mode: str = "auto", max_batch: int = 256,
                  prefill_tokens: int = 32768, check_every: int = 8, vision_cache_bytes: int | None = None,
                  max_states: int = 8, cache_bytes: int | None = None, compact_min_steps: int = 32,
-                 compact_mode: str = "cuda-graph", inductor_tuning: bool = True):
+                 compact_mode: str = "existing", inductor_tuning: bool = True):
         if mode not in MODES:
             raise ValueError(f"engine mode {mode!r}: one of {', '.join(MODES)}")
         self.model, self.pad_id, self.eos_ids = model, pad_id, list(eos_ids)
@@ -260,9 +261,12 @@ class Engine:
         rows = bucket_rows(len(running), self.max_batch)
         if rows > st.batch // 2:
             return None
+        build = self.compact_mode if self.mode == "reduce-overhead" else None  # new steps: how to build them
+        if build == "existing" and (rows, st.length, flags) not in self.steps:
+            return None
         outputs.update(self._outputs(st, slots, [i for i, d in enumerate(done) if d]))
         dest = self._state(rows, st.length, budget, keep=(st.batch, st.length))
-        step = self._step(dest, flags, mode=self.compact_mode if self.mode == "reduce-overhead" else None)
+        step = self._step(dest, flags, mode=build)
         st.move_rows_into(dest, torch.tensor(running, dtype=torch.long, device=self.device), columns)
         return dest, step, [slots[i] for i in running]
 
