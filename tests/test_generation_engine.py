@@ -234,8 +234,8 @@ def warped_probs(model, processor, msgs, clip, prefix: list[int], temperature: f
         inputs["input_ids"] = torch.cat([inputs["input_ids"], extra], 1)
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         inputs["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(extra)], 1)
-    with torch.inference_mode():
-        scores = model(**inputs).logits[:, -1].float()
+    with torch.inference_mode():  # on the model's device (the GPU tests), warped on the CPU
+        scores = model(**{k: v.to(model.device) for k, v in inputs.items()}).logits[:, -1].float().cpu()
     for warp in (TemperatureLogitsWarper(temperature), TopKLogitsWarper(top_k), TopPLogitsWarper(top_p)):
         scores = warp(inputs["input_ids"], scores)
     return scores.softmax(-1)[0]
