@@ -38,6 +38,7 @@ from reasonkit.generation.vision import VisionCache
 
 log = logging.getLogger(__name__)
 MODES = ("auto", "eager", "reduce-overhead", "cuda-graph")
+COMPACT_MODES = ("existing", "cuda-graph", "dynamic", "reduce-overhead")  # see the module docstring
 
 
 @dataclass
@@ -94,6 +95,8 @@ class Engine:
                  compact_mode: str = "existing", inductor_tuning: bool = True):
         if mode not in MODES:
             raise ValueError(f"engine mode {mode!r}: one of {', '.join(MODES)}")
+        if compact_mode not in COMPACT_MODES:
+            raise ValueError(f"engine compact_mode {compact_mode!r}: one of {', '.join(COMPACT_MODES)}")
         self.model, self.pad_id, self.eos_ids = model, pad_id, list(eos_ids)
         self.lm, self.head = model.model.language_model, model.lm_head
         self.device = self.head.weight.device
