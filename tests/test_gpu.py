@@ -210,20 +210,11 @@ def test_grpo_hf_rollout_bf16(model_3b_widths, synth_data_dir, tmp_path):
 def test_engine_on_cuda_compiled_matches_generate(model_3b_widths, tmp_path):
     """The generation engine's compiled, graph-captured decode on CUDA gives generate's greedy tokens (fp32, so
     bf16 near-ties do not decide it) for a left-padded batch of video prompts of different lengths."""
-    from helpers import write_clip
     from test_generation_engine import hf_generate, messages, trim
-    from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from reasonkit.generation import Engine, RowSettings, encode
-    from reasonkit.media import load_frames
-    from reasonkit.types import FrameSpec
 
-    processor = AutoProcessor.from_pretrained(model_3b_widths)
-    processor.tokenizer.padding_side = "left"
-    model = AutoModelForImageTextToText.from_pretrained(model_3b_widths, dtype=torch.float32).to(DEVICE).eval()
-    spec = FrameSpec(fps=4, min_frames=4, max_frames=8, min_pixels=28 * 28, max_pixels=64 * 28 * 28)
-    clips = [load_frames(write_clip(tmp_path / f"c{i}.mp4", frames=8 + 4 * i, size=(64, 96), seed=i), spec)
-             for i in range(3)]
+    model, processor, clips = gpu_model_and_clips(model_3b_widths, tmp_path, torch.float32)
     questions = ["What moves?", "Describe what happens in the video, step by step.", "Count.", "Left or right?"]
     msgs, frames = [messages(q) for q in questions], [clips[i % 3] for i in range(4)]
     eos = set(model.generation_config.eos_token_id)

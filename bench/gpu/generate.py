@@ -4,8 +4,8 @@ the same model and inputs, as plain_hf_baseline.py's `infer` and `grpo` sections
   eval    7B shape (random weights), 16 frames of 448x448 (2,048 video tokens) + 102 text tokens, 512 new tokens,
           greedy, EOS ignored (min tokens = max tokens), batch sizes --batches: output tok/s in steady state,
           the first batch vs a steady one with the compile/capture cost reported apart, greedy-token agreement
-  ragged  eval's prompts at batch 32 with budgets spread from 64 to 512 tokens: finished rows leaving the batch
-          (the engine's default) vs kept to the end, same engine
+  ragged  eval's prompts at batch 32 with budgets spread from 64 to 512 tokens: finished rows kept to the end vs
+          leaving the batch into smaller buckets whose steps --compact-modes builds (same engine)
   vision  the vision tower over 32 such clips: transformers in one call vs the engine's vision cache (cold)
   grpo    3B shape, 4 prompts x 8 completions x 256 tokens (8 frames of 448x448), T = 1: one rollout, both ways
   seeds   7B shape, a real `reasonkit eval` (runner, mp4 decoding, processor, records) of 32 questions on 16 clips
@@ -228,18 +228,18 @@ def sec_ragged(args, model, engine, frames, size, new) -> None:
     rows = [(p, RowSettings(max_tokens=m, min_tokens=m)) for p, m in zip(prompts, budgets)]
     r = RESULTS.setdefault("ragged", {"rows": B, "budgets": [budgets[0], budgets[-1]], "tokens": sum(budgets)})
     engine.warm_up(B, prompts[0].length, RowSettings(max_tokens=new, min_tokens=new))
-    default = engine.compact_min_steps
+    saved = engine.compact_min_steps, engine.compact_mode
     try:
-        for label, min_steps, mode in [("kept", 10**9, None)] + [
-                (f"leaving-{m}", default, m) for m in args.compact_modes.split(",")]:
-            if label != "kept" and not fits(60 + 3 * r["kept_s"] + (240 if mode == "reduce-overhead" else 60), args):
+        for mode in ["kept"] + args.compact_modes.split(","):
+            label = mode if mode == "kept" else f"leaving-{mode}"
+            if mode != "kept" and not fits(60 + 3 * r["kept_s"] + (240 if mode == "reduce-overhead" else 60), args):
                 r[f"{label}_note"] = "skipped: budget"
                 continue
-            engine.compact_min_steps = min_steps
-            engine.compact_mode = mode or engine.compact_mode
+            engine.compact_min_steps = 10**9 if mode == "kept" else saved[0]
+            engine.compact_mode = saved[1] if mode == "kept" else mode
             before = set(engine.warmup_s)
             engine.vision.clear()
-            r[f"{label}_first_s"], outs = timed(engine.generate, rows)  # "leaving": captures the smaller buckets
+            r[f"{label}_first_s"], outs = timed(engine.generate, rows)  # "leaving": builds the smaller buckets' steps
             runs = []
             for _ in range(args.reps):
                 engine.vision.clear()
@@ -250,16 +250,16 @@ def sec_ragged(args, model, engine, frames, size, new) -> None:
             r[f"{label}_warmup_s"] = {k: v for k, v in engine.warmup_s.items() if k not in before}
             log(f"ragged {label}: {r[f'{label}_s']:.2f}s = {r[f'{label}_tok_s']:.0f} tok/s "
                 f"(first {r[f'{label}_first_s']:.2f}s)")
+            if mode != "kept":
+                r[f"speedup_{mode}"] = r["kept_s"] / r[f"{label}_s"]
+                log(f"ragged: finished rows leaving the batch ({mode} steps) {r[f'speedup_{mode}']:.2f}x faster; "
+                    f"their buckets' warm-up {sum(r[f'{label}_warmup_s'].values()):.1f}s")
             save(args.out)
-        for key in [k for k in r if k.startswith("leaving-") and k.endswith("_s") and k.count("_") == 1]:
-            r[f"speedup_{key[8:-2]}"] = r["kept_s"] / r[key]
-            log(f"ragged: finished rows leaving the batch ({key[8:-2]} steps) {r[f'speedup_{key[8:-2]}']:.2f}x "
-                f"faster; their buckets' warm-up {sum(r[key[:-2] + '_warmup_s'].values()):.1f}s")
     except Exception as exc:  # noqa: BLE001
         r["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
         log(f"ragged failed: {r['error']}")
     finally:
-        engine.compact_min_steps = default
+        engine.compact_min_steps, engine.compact_mode = saved
     save(args.out)
 
 
