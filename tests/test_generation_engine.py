@@ -401,28 +401,53 @@ def test_cached_features_equal_the_models_own_vision_forward(family):
         torch.testing.assert_close(mine.embeds, theirs, atol=1e-5, rtol=1e-5)
 
 
-def test_gqa_decode_attention_takes_kernel_layouts(monkeypatch):
-    """CUDA's SDPA kernels may return [B, L, H, D]-strided outputs (the H200 did at the 3B head counts): the folded
-    GQA decode must not assume a contiguous result. Reference: K/V heads repeated, as transformers' sdpa does."""
-    from reasonkit.generation.attention import gqa_sdpa_attention
-
+def decode_attention_case(dtype=torch.float32):
+    """A GQA decode step's inputs as the attention layer hands them over, row 0 left-padded, and the reference:
+    K/V heads repeated, as transformers' sdpa does, in fp32."""
     torch.manual_seed(0)
     batch, heads, kv_heads, length, dim = 3, 16, 2, 9, 8
-    query = torch.randn(batch, 1, heads, dim).transpose(1, 2)  # as the attention layer hands it over
+    query = torch.randn(batch, 1, heads, dim).transpose(1, 2)
     key, value = torch.randn(batch, kv_heads, length, dim), torch.randn(batch, kv_heads, length, dim)
     mask = torch.ones(batch, 1, 1, length, dtype=torch.bool)
-    mask[0, ..., :4] = False  # left padding of row 0
+    mask[0, ..., :4] = False
+    expected = torch.nn.functional.scaled_dot_product_attention(
+        query, key.repeat_interleave(heads // kv_heads, 1), value.repeat_interleave(heads // kv_heads, 1),
+        attn_mask=mask).transpose(1, 2)
+    additive = torch.where(mask, 0.0, torch.finfo(dtype).min).to(dtype)  # the engine's mask
+    return (query.to(dtype), key.to(dtype), value.to(dtype), additive), expected
+
+
+@pytest.mark.parametrize("rows_as_matmul", [16, 0], ids=["matmul", "sdpa"])
+def test_gqa_decode_attention_takes_kernel_layouts(monkeypatch, rows_as_matmul):
+    """Both decode paths (matmuls for a few rows, folded SDPA above) equal the repeated-heads reference. CUDA's SDPA
+    kernels may return [B, L, H, D]-strided outputs (the H200 did at the 3B head counts): the folded decode must
+    not assume a contiguous result."""
+    from reasonkit.generation import attention
+
+    (query, key, value, mask), expected = decode_attention_case()
     sdpa = torch.nn.functional.scaled_dot_product_attention
-    expected = sdpa(query, key.repeat_interleave(heads // kv_heads, 1), value.repeat_interleave(heads // kv_heads, 1),
-                    attn_mask=mask).transpose(1, 2)
 
     def kernel_layout(*args, **kwargs):  # same values, stored [B, L, H, D] like the fused kernels' outputs
         return sdpa(*args, **kwargs).transpose(1, 2).contiguous().transpose(1, 2)
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", kernel_layout)
+    monkeypatch.setattr(attention, "MATMUL_DECODE_ROWS", rows_as_matmul)
     module = torch.nn.Module().eval()
-    out, _ = gqa_sdpa_attention(module, query, key, value, mask)
+    out, _ = attention.gqa_sdpa_attention(module, query, key, value, mask)
+    assert out.shape == expected.shape
     assert torch.allclose(out, expected, atol=1e-6)
+
+
+def test_matmul_decode_in_bf16_is_within_the_outputs_rounding():
+    """bf16 inputs (the CPU upcasts; CUDA keeps fp32 scores through bmm's out_dtype, tests/test_gpu.py): the
+    result is the fp32 reference up to rounding the output to bf16 (8 significant bits)."""
+    from reasonkit.generation.attention import grouped_matmul_decode
+
+    (query, key, value, mask), expected = decode_attention_case(torch.bfloat16)
+    out = grouped_matmul_decode(query, key, value, mask, None)
+    assert out.dtype == torch.bfloat16
+    inputs_rounding = 3 * 2 ** -8 * expected.abs().max().item()  # q, k, v each rounded once to bf16
+    assert (out.float() - expected).abs().max().item() < inputs_rounding
 
 
 def test_top_p_cumulative_sum_equals_cumsum_at_vocabulary_sizes():

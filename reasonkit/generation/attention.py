@@ -5,7 +5,8 @@ transformers' ``sdpa`` path repeats the K/V heads of a GQA model to the query-he
 ``transformers.integrations.sdpa_attention.use_gqa_in_sdpa``): with a static cache that copies the whole cache in
 every layer of every decode step (7B: 7x the K/V bytes). Here:
 
-- decode (one query token): the ``G = heads / kv_heads`` query heads that share a K/V head are folded into the
+- decode (one query token) of a few rows: two batched matmuls over the grouped heads (:func:`grouped_matmul_decode`);
+- decode of more rows: the ``G = heads / kv_heads`` query heads that share a K/V head are folded into the
   query-length axis, ``q: [B, Hkv, G, D]`` against ``k, v: [B, Hkv, L, D]`` — exactly grouped attention, no copy,
   and any SDPA kernel that takes a mask serves it (the mask is the same for every query of a row);
 - no mask (an unpadded causal prefill): SDPA with ``enable_gqa=True`` (flash kernel, no copy);
@@ -23,6 +24,9 @@ import contextlib
 import torch
 
 NAME = "reasonkit_gqa_sdpa"
+# Up to this many rows a decode step's attention runs as matmuls (grouped_matmul_decode), above it as SDPA: the
+# crossover measured on the H200 at the 7B shape (bench/gpu/decode_attention.py, bench/RESULTS.md).
+MATMUL_DECODE_ROWS = 16
 
 
 def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -34,6 +38,8 @@ def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: to
     batch, heads, q_len, dim = query.shape
     kv_heads = key.shape[1]
     dropout = dropout if module.training else 0.0
+    if q_len == 1 and attention_mask is not None and batch <= MATMUL_DECODE_ROWS and not dropout:
+        return grouped_matmul_decode(query, key, value, attention_mask, scaling), None
     if q_len == 1 and heads != kv_heads:
         groups = heads // kv_heads
         out = sdpa(query.reshape(batch, kv_heads, groups, dim), key, value, attn_mask=attention_mask,
@@ -49,6 +55,33 @@ def gqa_sdpa_attention(module, query: torch.Tensor, key: torch.Tensor, value: to
         value = value.repeat_interleave(heads // kv_heads, dim=1)
     out = sdpa(query, key, value, attn_mask=attention_mask, dropout_p=dropout, scale=scaling)
     return out.transpose(1, 2).contiguous(), None
+
+
+def grouped_matmul_decode(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, mask: torch.Tensor,
+                          scaling: float | None) -> torch.Tensor:
+    """One decode token's grouped attention as two batched matmuls and a softmax: q ``[B, H, 1, D]``, k/v
+    ``[B, Hkv, L, D]``, additive mask ``[B, 1, 1, L]``; returns ``[B, 1, H, D]``.
+
+    Fused SDPA kernels give each (row, K/V head) one thread block, so a few rows leave most of the GPU idle while
+    it reads the cache; cuBLAS splits the cache length instead. Scores are kept in fp32 (bmm ``out_dtype``, as a
+    flash kernel keeps them in registers); bf16 scores would round away the softmax's precision."""
+    batch, heads, _, dim = query.shape
+    kv_heads, length = key.shape[1], key.shape[2]
+    groups = heads // kv_heads
+    q = query.reshape(batch * kv_heads, groups, dim)
+    k_t = key.reshape(batch * kv_heads, length, dim).transpose(1, 2)
+    if query.is_cuda and query.dtype != torch.float32:
+        scores = torch.bmm(q, k_t, out_dtype=torch.float32)
+    else:  # fp32, or a device without bmm's out_dtype (the CPU): upcast
+        scores = torch.bmm(q.float(), k_t.float())
+    scores = scores.view(batch, kv_heads, groups, length) * (scaling if scaling is not None else dim ** -0.5)
+    probs = (scores + attention_mask_fp32(mask)).softmax(-1).to(value.dtype)
+    out = torch.matmul(probs, value)  # [B, Hkv, G, D]
+    return out.reshape(batch, 1, heads, dim)
+
+
+def attention_mask_fp32(mask: torch.Tensor) -> torch.Tensor:
+    return mask.float() if mask.dtype != torch.bool else torch.where(mask, 0.0, float("-inf"))
 
 
 _registered = False
