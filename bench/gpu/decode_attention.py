@@ -69,7 +69,7 @@ def measure(fn, q, ks, vs, mask, reps: int) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batches", default="1,8,32")
+    ap.add_argument("--batches", default="1,8,16,32")
     ap.add_argument("--cache", type=int, default=2688)
     ap.add_argument("--valid", type=int, default=2400)
     ap.add_argument("--reps", type=int, default=200)
