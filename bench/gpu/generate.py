@@ -13,7 +13,8 @@ the same model and inputs, as plain_hf_baseline.py's `infer` and `grpo` sections
           32, no retries (random weights never parse): 1 seed vs --seeds 0-4 in one pass, wall time, cold (the
           process's first run of that size: compile included) and warm
 
-  python3 bench/gpu/generate.py --sections eval,vision,grpo --batches 1,8,32 [--mode reduce-overhead|cuda-graph]
+  python3 bench/gpu/generate.py --sections eval,vision,grpo --batches 1,8,32 \
+      [--mode reduce-overhead|compiled-graph|cuda-graph]
   python3 bench/gpu/generate.py --tiny      # CPU dry run of the plumbing (tiny shapes, eager engine)
 
 Every measurement checks the wall-clock budget first (--budget-s; the device gives 10 min per call) and is skipped
@@ -428,7 +429,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="eval,vision,grpo")
     ap.add_argument("--batches", default="1,8,32")
-    ap.add_argument("--mode", default="auto", help="engine decode step: auto, reduce-overhead, cuda-graph, eager")
+    ap.add_argument("--mode", default="auto",
+                    help="engine decode step: auto, reduce-overhead, compiled-graph, cuda-graph, eager")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--budget-s", type=float, default=560)
     ap.add_argument("--tiny", action="store_true")

@@ -7,8 +7,8 @@ Per batch (rows grouped by prompt length, so little padding; as many rows as the
    Qwen3-VL's deepstack features), the 3D rope ids ``generate`` would build, writing K/V into a cache allocated
    once per batch bucket. Each distinct prompt is prefilled once; its n completions copy its K/V;
 3. decode: one step function (embed, the language model's forward over the static cache with the engine's GQA
-   attention, LM head, sampling, bookkeeping) run eagerly on the CPU and, on CUDA, compiled with
-   ``torch.compile(mode="reduce-overhead")`` (CUDA graphs), or captured as a plain CUDA graph. A step is warmed up
+   attention, LM head, sampling, bookkeeping) run eagerly on the CPU and, on CUDA, compiled by inductor and
+   replayed as CUDA graphs (reasonkit.generation.steps says how each mode does it). A step is warmed up
    (compiled, recorded) once per process per (bucket, sampling flags), before its first batch.
 
 Finished rows stay in their slot (masked: padding, no counts); every ``check_every`` steps (a host sync) the loop
@@ -34,29 +34,18 @@ from reasonkit.generation.positions import prefill_positions
 from reasonkit.generation.prompts import EncodedPrompt, padded_batch
 from reasonkit.generation.sampling import Flags, select_tokens
 from reasonkit.generation.state import BatchState, RowSettings
+from reasonkit.generation.steps import COMPILED_MODES, build_step
 from reasonkit.generation.vision import VisionCache
 
 log = logging.getLogger(__name__)
-MODES = ("auto", "eager", "reduce-overhead", "cuda-graph")
-COMPACT_MODES = ("existing", "cuda-graph", "dynamic", "reduce-overhead")  # see the module docstring
+MODES = ("auto", "eager", "reduce-overhead", "compiled-graph", "cuda-graph")
+COMPACT_MODES = ("existing", "cuda-graph", "dynamic", "reduce-overhead", "compiled-graph")  # see the module docstring
 
 
 @dataclass
 class RowOutput:
     token_ids: list[int]  # the chosen tokens, the stop token included when one was chosen
     logprobs: list[float]  # log p(token) under the model's raw distribution
-
-
-def decode_step(lm, head, st: BatchState, flags: Flags) -> None:
-    """One token for every row of the bucket; reads and writes only ``st``'s buffers (graph-capturable)."""
-    mask = st.decode_mask()
-    embeds = lm.embed_tokens(st.tokens[:, None])
-    hidden = lm(inputs_embeds=embeds, attention_mask=mask, position_ids=st.positions, past_key_values=st.cache,
-                use_cache=True).last_hidden_state[:, -1]
-    tokens, logprobs = select_tokens(head(hidden), st, flags)
-    st.record(tokens, logprobs)
-    st.positions.add_(1)
-    st.cache.write_pos.add_(1)
 
 
 def flags_for(settings: list[RowSettings]) -> Flags:
@@ -113,7 +102,7 @@ class Engine:
         self.warmup_s: dict[str, float] = {}  # per (bucket, flags): compile + capture time, paid once
         self.deepstack = "deepstack_visual_embeds" in inspect.signature(self.lm.forward).parameters
         self.video_token_id = getattr(model.config, "video_token_id", None)
-        self._compiled: dict[bool, object] = {}  # dynamic shapes or not -> the compiled decode_step
+        self._compiled: dict[str, object] = {}  # step mode -> the process's compiled decode_step
         self._weight_ptrs = self._pointers()
 
     def _pointers(self) -> list[int]:
@@ -224,8 +213,11 @@ class Engine:
             sent = 0
             if streamer is not None:
                 streamer.put(prompts[0].input_ids[None])
-            for k in range(1, new):
-                step()
+            k = 0  # decode steps done (the first token came from the prefill)
+            while k < new - 1:
+                count = min(self.check_every - k % self.check_every, new - 1 - k)  # to the next check or the end
+                step(count)
+                k += count
                 if k % self.check_every == 0:
                     done = st.done[:len(slots)].tolist()
                     if streamer is not None:
@@ -264,7 +256,7 @@ class Engine:
         rows = bucket_rows(len(running), self.max_batch)
         if rows > st.batch // 2:
             return None
-        build = self.compact_mode if self.mode == "reduce-overhead" else None  # new steps: how to build them
+        build = self.compact_mode if self.mode in COMPILED_MODES else None  # new steps: how to build them
         if build == "existing" and (rows, st.length, flags) not in self.steps:
             return None
         outputs.update(self._outputs(st, slots, [i for i, d in enumerate(done) if d]))
@@ -344,12 +336,13 @@ class Engine:
         first = mode or self.mode
         for mode in dict.fromkeys((first, "cuda-graph", "eager")) if first != "eager" else ("eager",):
             try:
-                fn = self._build_step(mode, st, flags)
+                fn = build_step(mode, self.lm, self.head, st, flags, compiled=self._compiled,
+                                chunk=self.check_every, inductor_tuning=self.inductor_tuning)
                 break
             except Exception as exc:  # noqa: BLE001 - a compile/capture failure falls back, loudly
                 log.warning("generation engine: %s decode step failed (%s: %s); falling back", mode,
                             type(exc).__name__, str(exc)[:300])
-                if mode == "reduce-overhead":
+                if mode in COMPILED_MODES:
                     torch._dynamo.reset()
                     self._compiled.clear()
         if mode != first and first == self.mode:
@@ -359,38 +352,3 @@ class Engine:
         self.warmup_s[f"B{st.batch}xL{st.length}:{mode}:{flags}"] = time.perf_counter() - start
         self.steps[key] = fn
         return fn
-
-    def _build_step(self, mode: str, st: BatchState, flags: Flags):
-        lm, head = self.lm, self.head
-        if mode == "eager":
-            return lambda: decode_step(lm, head, st, flags)
-        if mode in ("reduce-overhead", "dynamic"):
-            dynamic = mode == "dynamic"  # one graph for every bucket size (CUDA graphs still recorded per size)
-            if dynamic not in self._compiled:
-                limits = torch._dynamo.config
-                for name in ("cache_size_limit", "recompile_limit"):  # one graph per bucket and flags
-                    if hasattr(limits, name):
-                        setattr(limits, name, max(getattr(limits, name), 64))
-                self._compiled[dynamic] = torch.compile(decode_step, mode="reduce-overhead", dynamic=dynamic)
-            compiled = self._compiled[dynamic]
-
-            def fn():
-                compiled(lm, head, st, flags)
-            import torch._inductor.config as inductor
-
-            # coordinate descent re-tunes each generated kernel's launch config at its real shape: the batch-1 step
-            # is a chain of GEMVs and small fused kernels where the heuristic defaults leave bandwidth unused
-            with inductor.patch(coordinate_descent_tuning=self.inductor_tuning):
-                for _ in range(3):  # compile, record the CUDA graph, replay once
-                    fn()
-            return fn
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(2):  # allocator and kernel selection settle outside the capture
-                decode_step(lm, head, st, flags)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            decode_step(lm, head, st, flags)
-        return graph.replay
