@@ -139,6 +139,23 @@ def test_seeded_completions_do_not_depend_on_batch_neighbours(family):
     assert again[1].token_ids == alone and again[0].token_ids != alone
 
 
+def test_warm_up_builds_the_bucket_a_batch_uses_and_changes_no_output(family):
+    from reasonkit.generation import RowSettings, encode
+    from reasonkit.generation.engine import bucket_length, bucket_rows
+
+    model, processor, frames = family
+    prompts = [encode(processor, messages(q), f) for q, f in zip(QUESTIONS, frames * 2)]
+    settings = RowSettings(max_tokens=16, temperature=1.0, top_p=0.9, seed=3)
+    rows = [(p, settings) for p in prompts]
+    cold = [o.token_ids for o in make_engine(model, processor).generate(rows)]
+    engine = make_engine(model, processor)
+    assert engine.warm_up(len(rows), max(p.length for p in prompts), settings) > 0
+    length = bucket_length(max(p.length for p in prompts) + 16)
+    assert [key[:2] for key in engine.steps] == [(bucket_rows(len(rows), engine.max_batch), length)]
+    assert [o.token_ids for o in engine.generate(rows)] == cold
+    assert len(engine.steps) == 1  # the batch ran on the warmed-up step
+
+
 def test_a_small_bucket_budget_splits_batches_without_changing_outputs(family):
     """With room for the buckets of only a few rows, a crowd runs as several smaller batches (and held buckets
     are evicted to stay within the budget), with the same tokens as one batch."""

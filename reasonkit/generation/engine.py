@@ -25,7 +25,7 @@ import inspect
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -161,13 +161,21 @@ class Engine:
         return int(0.6 * (free + idle + sum(st.nbytes for st in self.states.values())))
 
     def warm_up(self, rows: int, prompt_len: int, settings: RowSettings) -> float:
-        """Allocate the bucket that ``rows`` prompts of ``prompt_len`` tokens with these settings use, and compile /
-        capture its decode step now (what a server does at start); returns the seconds it took (0 if done)."""
+        """Allocate the bucket that ``rows`` prompts of ``prompt_len`` tokens with these settings use, compile /
+        capture its decode step and run it once (what a server does at start); returns the seconds it took."""
         st = self._state(bucket_rows(rows, self.max_batch), bucket_length(prompt_len + settings.max_tokens),
                          self._budget())
         start = time.perf_counter()
         with torch.inference_mode(), engine_attention(self.lm.config):
             self._step(st, flags_for([settings] * rows))
+        # one real pass through the bucket (text prefill, first-token sampling, both captured graphs replayed):
+        # what the process pays the first time it runs them (kernel loading, library handles, graph upload)
+        steps = min(settings.max_tokens, self.check_every + 2)
+        ids = torch.full((prompt_len + settings.max_tokens - steps,), self.pad_id, dtype=torch.long)
+        dry = replace(settings, max_tokens=steps, min_tokens=min(settings.min_tokens, steps))
+        self._run_batch([(EncodedPrompt(ids), dry)] * rows, self._budget())
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
         return time.perf_counter() - start
 
     def release(self) -> None:
