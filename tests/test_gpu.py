@@ -207,11 +207,12 @@ def test_grpo_hf_rollout_bf16(model_3b_widths, synth_data_dir, tmp_path):
     assert exported is not None and (exported / "config.json").exists()
 
 
-@pytest.mark.parametrize("mode", ["auto", "compiled-graph"])
+@pytest.mark.parametrize("mode", ["auto", "reduce-overhead"])
 def test_engine_on_cuda_compiled_matches_generate(model_3b_widths, tmp_path, mode):
     """The generation engine's compiled, graph-captured decode on CUDA gives generate's greedy tokens (fp32, so
-    bf16 near-ties do not decide it) for a left-padded batch of video prompts of different lengths; in
-    ``compiled-graph`` 23 decode steps run as two 8-token graphs and seven 1-token ones."""
+    bf16 near-ties do not decide it) for a left-padded batch of video prompts of different lengths. The default
+    (``compiled-graph``) runs the 23 decode steps as two 8-token graphs and seven 1-token ones; torch's own
+    ``reduce-overhead`` graphs are the other compiled mode."""
     from test_generation_engine import hf_generate, messages, trim
 
     from reasonkit.generation import Engine, RowSettings, encode
@@ -226,7 +227,7 @@ def test_engine_on_cuda_compiled_matches_generate(model_3b_widths, tmp_path, mod
     prompts = [encode(processor, m, f) for m, f in zip(msgs, frames)]
     got = [o.token_ids for o in engine.generate([(p, RowSettings(max_tokens=24)) for p in prompts])]
     if not DRY_RUN:
-        assert engine.mode == ("reduce-overhead" if mode == "auto" else mode)  # no fallback was taken
+        assert engine.mode == ("compiled-graph" if mode == "auto" else mode)  # no fallback was taken
     equal = sum(a == b for r, g in zip(reference, got) for a, b in zip(r, g))
     assert equal >= 0.99 * sum(len(r) for r in reference), (reference, got)
     assert [len(g) for g in got] == [len(r) for r in reference]
@@ -276,7 +277,7 @@ def test_engine_on_cuda_rows_leave_the_batch_with_the_same_tokens(model_3b_width
     assert sorted(rows for rows, _ in moving.states) == [1, 2, 4, 8]
     if not DRY_RUN:
         modes = {key.split("x")[0]: key.split(":")[1] for key in moving.warmup_s}  # "B8xL512:mode:flags"
-        assert modes == {"B8": "reduce-overhead", "B4": "cuda-graph", "B2": "cuda-graph", "B1": "cuda-graph"}
+        assert modes == {"B8": "compiled-graph", "B4": "cuda-graph", "B2": "cuda-graph", "B1": "cuda-graph"}
         default = Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=eos, compact_min_steps=8)
         assert [o.token_ids for o in default.generate(rows)] == kept  # the same compiled 8-row step, no move
         assert [rows for rows, _ in default.states] == [8]

@@ -90,7 +90,7 @@ class Engine:
         self.lm, self.head = model.model.language_model, model.lm_head
         self.device = self.head.weight.device
         self.dtype = self.head.weight.dtype
-        self.mode = ("reduce-overhead" if self.device.type == "cuda" else "eager") if mode == "auto" else mode
+        self.mode = ("compiled-graph" if self.device.type == "cuda" else "eager") if mode == "auto" else mode
         self.max_batch, self.prefill_tokens, self.check_every = max_batch, prefill_tokens, check_every
         cuda = self.device.type == "cuda"
         self.vision = VisionCache(model, max_bytes=vision_cache_bytes or ((4 << 30) if cuda else (256 << 20)))
