@@ -3,6 +3,7 @@
 #   bash bench/gpu/device.sh tests "sft:shipped@2,shipped@4" "grpo:lean" "sft7b:offload@1"
 #   bash bench/gpu/device.sh "gen:eval,vision@1,8,32"   (generate vs reasonkit.generation, one process)
 #   bash bench/gpu/device.sh "attn:1,8,32"               (decode attention kernels, bench/gpu/decode_attention.py)
+#   bash bench/gpu/device.sh agree                       (generate vs itself in bf16, bench/gpu/greedy_agreement.py)
 # Needs `.whl/` carried: the wheels of ../shared/gpu/make-wheels.sh, plus head.tar (git archive of HEAD: tests,
 # bench, recipes, pyproject.toml) and plain_hf_baseline.py, which bench/gpu/pack.sh adds. Everything runs from
 # /tmp/rk against the installed reasonkit wheel (committed code only). Logs land in $OUT.
@@ -34,6 +35,7 @@ for step in "$@"; do
            batches=1,8,32; if [[ $spec == *@* ]]; then batches=${spec#*@}; fi
            python3 bench/gpu/generate.py --sections "${spec%%@*}" --batches "$batches" --mode "$mode" \
              ${GEN_ARGS:-} 2>&1 | tee -a "$OUT/bench_generate.log" ;;
+    agree) python3 bench/gpu/greedy_agreement.py 2>&1 | tee -a "$OUT/bench_agreement.log" ;;
     attn:*) python3 bench/gpu/decode_attention.py --batches "${step#attn:}" 2>&1 | tee -a "$OUT/bench_attention.log" ;;
     grponp:*) python3 bench/gpu/grpo.py --configs "${step#grponp:}" ${GRPO_ARGS:-} 2>&1 \
              | tee -a "$OUT/bench_grpo.log" | grep -v '^\[.*{' ;;
