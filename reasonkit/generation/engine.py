@@ -34,12 +34,12 @@ from reasonkit.generation.positions import prefill_positions
 from reasonkit.generation.prompts import EncodedPrompt, padded_batch
 from reasonkit.generation.sampling import Flags, select_tokens
 from reasonkit.generation.state import BatchState, RowSettings
-from reasonkit.generation.steps import COMPILED_MODES, build_step
+from reasonkit.generation.steps import COMPILED_MODES, STEP_MODES, build_step
 from reasonkit.generation.vision import VisionCache
 
 log = logging.getLogger(__name__)
-MODES = ("auto", "eager", "reduce-overhead", "compiled-graph", "cuda-graph")
-COMPACT_MODES = ("existing", "cuda-graph", "dynamic", "reduce-overhead", "compiled-graph")  # see the module docstring
+MODES = ("auto", *STEP_MODES)
+COMPACT_MODES = ("existing", *(m for m in STEP_MODES if m != "eager"))  # see the module docstring
 
 
 @dataclass
@@ -163,6 +163,7 @@ class Engine:
     def warm_up(self, rows: int, prompt_len: int, settings: RowSettings) -> float:
         """Allocate the bucket that ``rows`` prompts of ``prompt_len`` tokens with these settings use, compile /
         capture its decode step and run it once (what a server does at start); returns the seconds it took."""
+        rows = min(rows, self.max_batch)  # generate never puts more in one batch
         st = self._state(bucket_rows(rows, self.max_batch), bucket_length(prompt_len + settings.max_tokens),
                          self._budget())
         start = time.perf_counter()
