@@ -249,6 +249,35 @@ def gpu_model_and_clips(model_dir, tmp_path, dtype):
     return model, processor, clips
 
 
+def test_engine_on_cuda_follows_weights_updated_in_place(model_3b_widths, tmp_path):
+    """GRPO updates the policy in place between rollouts and takes the sampler's log-probs as the old policy's:
+    the captured steps must read the new weights (no re-capture needed), giving generate's tokens for them."""
+    from test_generation_engine import hf_generate, messages, trim
+
+    from reasonkit.generation import Engine, RowSettings, encode
+
+    model, processor, clips = gpu_model_and_clips(model_3b_widths, tmp_path, torch.float32)
+    questions = ["What moves?", "Count.", "Left or right?"]
+    msgs = [messages(q) for q in questions]
+    prompts = [encode(processor, m, c) for m, c in zip(msgs, clips)]
+    eos = set(model.generation_config.eos_token_id)
+    engine = Engine(model, pad_id=processor.tokenizer.pad_token_id, eos_ids=list(eos))
+    rows = [(p, RowSettings(max_tokens=24)) for p in prompts]
+    before = [o.token_ids for o in engine.generate(rows)]
+    captured = dict(engine.warmup_s)
+    torch.manual_seed(0)
+    with torch.no_grad():  # an optimizer step's worth of change, in place (the addresses stay)
+        for weight in model.model.language_model.parameters():
+            weight.add_(torch.randn_like(weight) * weight.std() * 0.5)
+    reference = [trim(r, eos) for r in hf_generate(model, processor, msgs, clips, do_sample=False,
+                                                    temperature=None, top_p=None, top_k=None, max_new_tokens=24)]
+    after = [o.token_ids for o in engine.generate(rows)]
+    assert engine.warmup_s == captured  # the same captured steps
+    assert after != before
+    equal = sum(a == b for r, g in zip(reference, after) for a, b in zip(r, g))
+    assert equal >= 0.99 * sum(len(r) for r in reference), (reference, after)
+
+
 def test_engine_on_cuda_rows_leave_the_batch_with_the_same_tokens(model_3b_widths, tmp_path):
     """Rows with short budgets finish; the rest move into smaller buckets, whose steps are captured CUDA graphs
     (the 8-row bucket's is compiled): the same greedy tokens (fp32) as a batch that keeps its slots. Then the
