@@ -8,9 +8,9 @@ writing only the bucket's buffers. The modes:
   torch's CUDA-graph trees, one call (guards, input checks) per token; ``dynamic`` compiles once for every bucket
   size;
 - ``compiled-graph``: the same inductor kernels, captured by us as two plain CUDA graphs — one token, and
-  ``chunk`` tokens back to back — so the host launches one graph per ``chunk`` tokens. A batch-1 step of a 7B
-  model is ~6 ms of GPU work; the per-call host overhead of the other compiled modes is of that order on a slow
-  host, and then the GPU waits;
+  ``chunk`` tokens back to back — so the host launches one graph per ``chunk`` tokens. At small batches a step's
+  GPU work is short enough that the per-call host cost of the modes above (guards, graph-tree bookkeeping) leaves
+  the GPU waiting (bench/RESULTS.md); the engine's default on CUDA;
 - ``cuda-graph``: the eager step captured as one CUDA graph (no compile; eager kernels).
 """
 
