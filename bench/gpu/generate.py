@@ -450,7 +450,7 @@ def main() -> None:
     ap.add_argument("--sections", default="eval,vision,grpo")
     ap.add_argument("--batches", default="1,8,32")
     ap.add_argument("--mode", default="auto",
-                    help="engine decode step: auto, reduce-overhead, compiled-graph, cuda-graph, eager")
+                    help="engine decode step: auto, compiled-graph, reduce-overhead, dynamic, cuda-graph, eager")
     ap.add_argument("--reps", type=int, default=2)
     ap.add_argument("--budget-s", type=float, default=560)
     ap.add_argument("--tiny", action="store_true")
